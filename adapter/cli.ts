@@ -1,0 +1,4 @@
+export {};
+
+process.stderr.write('spython-audit: not implemented yet\n');
+process.exit(2);

@@ -1,0 +1,4 @@
+export {};
+
+process.stderr.write('spython adapter: not implemented yet\n');
+process.exit(2);

@@ -1,0 +1,88 @@
+#include "buf.h"
+
+void
+spy_buf_put_u64(struct spy_buf *b, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof(tmp);
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    spy_buf_put(b, tmp + i, sizeof(tmp) - i);
+}
+
+void
+spy_buf_put_i64(struct spy_buf *b, int64_t v)
+{
+    if (v < 0) {
+        spy_buf_putc(b, '-');
+        spy_buf_put_u64(b, (uint64_t)0 - (uint64_t)v);
+    }
+    else {
+        spy_buf_put_u64(b, (uint64_t)v);
+    }
+}
+
+/* Copies runs of safe bytes at once; escapes quotes, backslashes, control
+ * characters, and U+2028/U+2029 (JSON allows them raw, JavaScript source
+ * and some line splitters do not). */
+void
+spy_buf_put_json_chars(struct spy_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[6];
+
+        if (c >= 0x20 && c != '"' && c != '\\' && c != 0xE2) {
+            continue;
+        }
+        if (c == 0xE2) {
+            if (i + 2 < n && (unsigned char)s[i + 1] == 0x80
+                && ((unsigned char)s[i + 2] == 0xA8
+                    || (unsigned char)s[i + 2] == 0xA9)) {
+                spy_buf_put(b, s + run, i - run);
+                spy_buf_put(b, (unsigned char)s[i + 2] == 0xA8
+                               ? "\\u2028" : "\\u2029", 6);
+                i += 2;
+                run = i + 1;
+            }
+            continue;
+        }
+        spy_buf_put(b, s + run, i - run);
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            u[0] = '\\';
+            u[1] = 'u';
+            u[2] = '0';
+            u[3] = '0';
+            u[4] = hex[c >> 4];
+            u[5] = hex[c & 15];
+            spy_buf_put(b, u, 6);
+            break;
+        }
+        if (esc != NULL) {
+            spy_buf_put(b, esc, 2);
+        }
+        run = i + 1;
+    }
+    spy_buf_put(b, s + run, n - run);
+}
+
+void
+spy_buf_put_json_string(struct spy_buf *b, const char *s, size_t n)
+{
+    spy_buf_putc(b, '"');
+    spy_buf_put_json_chars(b, s, n);
+    spy_buf_putc(b, '"');
+}

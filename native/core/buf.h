@@ -1,0 +1,48 @@
+/* A bounded byte buffer: appends never allocate and never overrun; when
+ * the capacity is reached further appends are dropped and `full` is set,
+ * so a hostile argument can slow a record down but never grow it. */
+#ifndef SPY_BUF_H
+#define SPY_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+struct spy_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int full;
+};
+
+static inline void
+spy_buf_put(struct spy_buf *b, const char *s, size_t n)
+{
+    if (n > b->cap - b->len) {
+        b->full = 1;
+        return;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
+static inline void
+spy_buf_putc(struct spy_buf *b, char c)
+{
+    if (b->len == b->cap) {
+        b->full = 1;
+        return;
+    }
+    b->data[b->len++] = c;
+}
+
+#define spy_buf_lit(b, s) spy_buf_put((b), (s), sizeof(s) - 1)
+
+void spy_buf_put_u64(struct spy_buf *b, uint64_t v);
+void spy_buf_put_i64(struct spy_buf *b, int64_t v);
+/* A JSON string literal, quotes included, from UTF-8 text. */
+void spy_buf_put_json_string(struct spy_buf *b, const char *s, size_t n);
+/* The same, without the quotes. */
+void spy_buf_put_json_chars(struct spy_buf *b, const char *s, size_t n);
+
+#endif /* SPY_BUF_H */

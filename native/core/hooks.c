@@ -1,0 +1,378 @@
+#define _GNU_SOURCE
+#include "hooks.h"
+
+#include "buf.h"
+#include "pyapi.h"
+#include "render.h"
+#include "stream.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A record is cut off well before the stream's batch size. */
+#define RECORD_CAPACITY (80 * 1024)
+#define ARGS_BUDGET (56 * 1024)
+#define EVENT_NAME_MAX 512
+#define THREAD_NAME_MAX 128
+/* Thread names can change; re-read them now and then. */
+#define THREAD_NAME_REFRESH 4096
+#define MINIMAL_ARGS_MAX 80
+#define COMPILE_SOURCE_MAX 200
+
+/* Per-thread scratch space: rendering happens outside the stream lock. */
+struct scratch {
+    char record[RECORD_CAPACITY];
+    char name[EVENT_NAME_MAX * 6];
+    char thread[THREAD_NAME_MAX * 6 + 2];
+    size_t thread_len;      /* 0: not known yet */
+    unsigned int thread_age;
+};
+
+static struct spy_hooks_config config;
+static pthread_key_t scratch_key;
+/* Set while this thread is inside the hook: events our own work raises
+ * (object.__getattr__ on 3.8, for one) are not recorded. */
+static __thread int tls_in_hook;
+
+/* Interned once the interpreter runs; never freed. */
+static PyObject *key_threading, *key_active, *key_name;
+
+static struct scratch *
+get_scratch(void)
+{
+    struct scratch *s = pthread_getspecific(scratch_key);
+
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            spy_fatal("out of memory in the audit hook", NULL);
+        }
+        pthread_setspecific(scratch_key, s);
+    }
+    return s;
+}
+
+static int
+is_dict(PyObject *o)
+{
+    PyObject *type;
+    unsigned long flags;
+
+    if (o == NULL) {
+        return 0;
+    }
+    type = spy_py.PyObject_Type(o);
+    flags = spy_py.PyType_GetFlags(type);
+    spy_py.Py_DecRef(type);
+    return (flags & SPY_TPFLAGS_DICT_SUBCLASS) != 0;
+}
+
+/* threading._active[get_ident()]._name, read from dicts only, so no user
+ * code (a property, a __getattr__) can run. */
+static void
+refresh_thread_name(struct scratch *s)
+{
+    PyObject *modules, *module, *globals, *active, *ident, *thread, *attrs;
+    PyObject *name, *type;
+    int is_module;
+    struct spy_buf b = {s->thread, 0, sizeof(s->thread), 0};
+
+    if (key_threading == NULL) {
+        key_threading = spy_py.PyUnicode_InternFromString("threading");
+        key_active = spy_py.PyUnicode_InternFromString("_active");
+        key_name = spy_py.PyUnicode_InternFromString("_name");
+        if (!key_threading || !key_active || !key_name) {
+            spy_py.PyErr_Clear();
+            return;
+        }
+    }
+    modules = spy_py.PySys_GetObject("modules");
+    if (!is_dict(modules)) {
+        return;
+    }
+    module = spy_py.PyDict_GetItem(modules, key_threading);
+    if (module == NULL) {
+        return;
+    }
+    type = spy_py.PyObject_Type(module);
+    is_module = type == spy_py.ModuleType
+                || spy_py.PyType_IsSubtype(type, spy_py.ModuleType);
+    spy_py.Py_DecRef(type);
+    if (!is_module) {
+        return;
+    }
+    globals = spy_py.PyModule_GetDict(module);
+    active = globals != NULL ? spy_py.PyDict_GetItem(globals, key_active)
+                             : NULL;
+    if (!is_dict(active)) {
+        return;
+    }
+    ident = spy_py.PyLong_FromUnsignedLong(spy_py.PyThread_get_thread_ident());
+    if (ident == NULL) {
+        spy_py.PyErr_Clear();
+        return;
+    }
+    thread = spy_py.PyDict_GetItem(active, ident);
+    spy_py.Py_DecRef(ident);
+    if (thread == NULL) {
+        return;
+    }
+    attrs = spy_py.PyObject_GenericGetDict(thread, NULL);
+    if (attrs == NULL) {
+        spy_py.PyErr_Clear();
+        return;
+    }
+    name = is_dict(attrs) ? spy_py.PyDict_GetItem(attrs, key_name) : NULL;
+    if (name != NULL) {
+        spy_buf_putc(&b, '"');
+        if (spy_render_str_body(&b, name, THREAD_NAME_MAX, SPY_STYLE_JSON) >= 0
+            && !b.full) {
+            spy_buf_putc(&b, '"');
+            s->thread_len = b.len;
+            s->thread_age = 0;
+        }
+    }
+    spy_py.Py_DecRef(attrs);
+}
+
+/* ,"file":...,"line":N,"func":... for the innermost Python frame. */
+static void
+put_location(struct spy_buf *b)
+{
+    PyObject *frame, *code, *file, *func;
+    int line;
+
+    if (spy_pyapi_thread_state() == NULL) {
+        return;
+    }
+    frame = spy_py.PyEval_GetFrame();
+    if (frame == NULL) {
+        spy_py.PyErr_Clear();
+        return;
+    }
+    line = spy_py.PyFrame_GetLineNumber(frame);
+    /* 3.8 has no PyFrame_GetCode; the attribute read raises a nested
+     * object.__getattr__ event, which tls_in_hook drops. */
+    code = spy_py.PyFrame_GetCode != NULL
+           ? spy_py.PyFrame_GetCode(frame)
+           : spy_py.PyObject_GetAttrString(frame, "f_code");
+    if (code == NULL) {
+        spy_py.PyErr_Clear();
+        return;
+    }
+    file = spy_py.PyObject_GetAttrString(code, "co_filename");
+    func = spy_py.PyObject_GetAttrString(code, "co_name");
+    spy_py.PyErr_Clear();
+    if (file != NULL) {
+        spy_buf_lit(b, ",\"file\":\"");
+        spy_render_str_body(b, file, SPY_RENDER_STR_MAX, SPY_STYLE_JSON);
+        spy_buf_lit(b, "\",\"line\":");
+        spy_buf_put_i64(b, line);
+        spy_py.Py_DecRef(file);
+    }
+    if (func != NULL) {
+        spy_buf_lit(b, ",\"func\":\"");
+        spy_render_str_body(b, func, 200, SPY_STYLE_JSON);
+        spy_buf_putc(b, '"');
+        spy_py.Py_DecRef(func);
+    }
+    spy_py.Py_DecRef(code);
+}
+
+/* The event name, JSON-escaped and cut at a character boundary. */
+static size_t
+put_event_name(struct scratch *s, const char *event)
+{
+    struct spy_buf b = {s->name, 0, sizeof(s->name), 0};
+    size_t n = strnlen(event, EVENT_NAME_MAX + 1);
+
+    if (n > EVENT_NAME_MAX) {
+        n = EVENT_NAME_MAX;
+        while (n > 0 && ((unsigned char)event[n] & 0xC0) == 0x80) {
+            n--;
+        }
+    }
+    spy_buf_put_json_chars(&b, event, n);
+    return b.len;
+}
+
+static void
+emit_record(struct scratch *s, const char *event, PyObject *args)
+{
+    struct spy_buf b = {s->record, 0, sizeof(s->record), 0};
+    size_t name_len = put_event_name(s, event);
+    size_t args_mark;
+
+    if (s->thread_len == 0 || ++s->thread_age >= THREAD_NAME_REFRESH) {
+        if (spy_py.Py_IsInitialized()) {
+            refresh_thread_name(s);
+        }
+    }
+    spy_buf_lit(&b, ",\"pid\":");
+    spy_buf_put_i64(&b, spy_stream_pid());
+    spy_buf_lit(&b, ",\"ppid\":");
+    spy_buf_put_i64(&b, spy_stream_ppid());
+    spy_buf_lit(&b, ",\"tid\":");
+    spy_buf_put_i64(&b, spy_thread_id());
+    spy_buf_lit(&b, ",\"thread\":");
+    if (s->thread_len > 0) {
+        spy_buf_put(&b, s->thread, s->thread_len);
+    }
+    else {
+        spy_buf_lit(&b, "null");
+    }
+    put_location(&b);
+    spy_buf_lit(&b, ",\"args\":");
+    args_mark = b.len;
+    spy_render_args(&b, args, SPY_STYLE_JSON, ARGS_BUDGET);
+    if (b.full || b.len + 2 > b.cap) {
+        /* Cannot happen within the budget; never send a broken line. */
+        b.len = args_mark;
+        b.full = 0;
+        spy_buf_lit(&b, "[{\"$more\":null}]");
+    }
+    spy_buf_lit(&b, "}\n");
+    spy_stream_record(s->name, name_len, b.data, b.len);
+}
+
+static void
+write_line(int fd, struct spy_buf *b)
+{
+    const char *p = b->data;
+    size_t n = b->len;
+
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+
+        if (k <= 0) {
+            return;     /* a closed stdout must not stop the program */
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+/* LogToStderr's compile line: "compile: compiling <file>: <source>". */
+static int
+put_compile_text(struct spy_buf *b, PyObject *args)
+{
+    PyObject *source, *filename;
+
+    if (args == NULL || spy_py.PyTuple_Size(args) != 2) {
+        spy_py.PyErr_Clear();
+        return -1;
+    }
+    source = spy_py.PyTuple_GetItem(args, 0);
+    filename = spy_py.PyTuple_GetItem(args, 1);
+    spy_buf_lit(b, "compiling ");
+    if (spy_render_str_body(b, filename, SPY_RENDER_STR_MAX,
+                            SPY_STYLE_REPR) < 0) {
+        spy_render_value(b, filename, SPY_STYLE_REPR, ARGS_BUDGET);
+    }
+    if (source == spy_py.None) {
+        return 0;
+    }
+    spy_buf_lit(b, ": ");
+    Py_ssize_t total = spy_render_str_body(b, source, COMPILE_SOURCE_MAX,
+                                           SPY_STYLE_REPR);
+    if (total < 0) {
+        spy_render_value(b, source, SPY_STYLE_REPR, ARGS_BUDGET);
+    }
+    else if (total > COMPILE_SOURCE_MAX) {
+        spy_buf_lit(b, "...");
+    }
+    return 0;
+}
+
+static void
+emit_stderr_line(struct scratch *s, const char *event, PyObject *args)
+{
+    struct spy_buf b = {s->record, 0, sizeof(s->record) - 1, 0};
+
+    spy_buf_put(&b, event, strnlen(event, EVENT_NAME_MAX));
+    spy_buf_lit(&b, ": ");
+    if (strcmp(event, "compile") != 0 || put_compile_text(&b, args) < 0) {
+        spy_render_args(&b, args, SPY_STYLE_REPR, ARGS_BUDGET);
+    }
+    b.full = 0;
+    b.cap++;
+    spy_buf_putc(&b, '\n');
+    write_line(STDERR_FILENO, &b);
+}
+
+static void
+emit_minimal_line(struct scratch *s, const char *event, PyObject *args)
+{
+    struct spy_buf b = {s->record, 0, sizeof(s->record) - 2, 0};
+    size_t args_start, args_end;
+
+    spy_buf_lit(&b, "Event occurred: ");
+    spy_buf_put(&b, event, strnlen(event, EVENT_NAME_MAX));
+    spy_buf_putc(&b, '(');
+    args_start = b.len;
+    spy_render_args(&b, args, SPY_STYLE_REPR, MINIMAL_ARGS_MAX * 4);
+    /* "%.80s" of the repr, but never half a UTF-8 character. */
+    args_end = b.len;
+    if (args_end - args_start > MINIMAL_ARGS_MAX) {
+        args_end = args_start + MINIMAL_ARGS_MAX;
+        while (args_end > args_start
+               && ((unsigned char)b.data[args_end] & 0xC0) == 0x80) {
+            args_end--;
+        }
+    }
+    b.len = args_end;
+    b.full = 0;
+    b.cap += 2;
+    spy_buf_lit(&b, ")\n");
+    write_line(STDOUT_FILENO, &b);
+}
+
+static int
+audit_hook(const char *event, PyObject *args, void *unused)
+{
+    PyObject *type = NULL, *value = NULL, *traceback = NULL;
+    int had_error;
+    struct scratch *s;
+
+    (void)unused;
+    if (tls_in_hook) {
+        return 0;
+    }
+    tls_in_hook = 1;
+    had_error = spy_py.PyErr_Occurred() != NULL;
+    if (had_error) {
+        spy_py.PyErr_Fetch(&type, &value, &traceback);
+    }
+    s = get_scratch();
+    if (spy_stream_active()) {
+        emit_record(s, event, args);
+        /* The process image is about to be replaced. */
+        if (event[0] == 'o' && strcmp(event, "os.exec") == 0) {
+            spy_stream_flush();
+        }
+    }
+    if (config.log_stderr) {
+        emit_stderr_line(s, event, args);
+    }
+    if (config.log_minimal) {
+        emit_minimal_line(s, event, args);
+    }
+    spy_py.PyErr_Clear();
+    if (had_error) {
+        spy_py.PyErr_Restore(type, value, traceback);
+    }
+    tls_in_hook = 0;
+    return 0;
+}
+
+int
+spy_hooks_install(const struct spy_hooks_config *requested)
+{
+    config = *requested;
+    if (pthread_key_create(&scratch_key, free) != 0) {
+        return -1;
+    }
+    return spy_py.PySys_AddAuditHook(audit_hook, NULL) == 0 ? 0 : -1;
+}

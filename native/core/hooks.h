@@ -1,0 +1,15 @@
+/* The audit hook: turns every event into a record for the stream and, in
+ * the seed-compatible log modes, into a line of text. */
+#ifndef SPY_HOOKS_H
+#define SPY_HOOKS_H
+
+struct spy_hooks_config {
+    int log_stderr;         /* LogToStderr: "<event>: <arguments>" */
+    int log_minimal;        /* LogToStderrMinimal, on stdout */
+};
+
+/* Installs the hook; call before the interpreter starts.  Returns 0 or -1
+ * (CPython refused the hook). */
+int spy_hooks_install(const struct spy_hooks_config *config);
+
+#endif /* SPY_HOOKS_H */

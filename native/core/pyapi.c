@@ -1,0 +1,50 @@
+#include "pyapi.h"
+
+#include <dlfcn.h>
+
+struct spy_pyapi spy_py;
+
+int
+spy_pyapi_load(void *handle, const char **missing)
+{
+    void *sym;
+
+#define SPY_LOAD_FUNCTION(required, ret, name, params) \
+    sym = dlsym(handle, #name); \
+    if (sym == NULL && (required)) { \
+        *missing = #name; \
+        return -1; \
+    } \
+    *(void **)&spy_py.name = sym;
+#define SPY_LOAD_OBJECT(field, symbol) \
+    sym = dlsym(handle, #symbol); \
+    if (sym == NULL) { \
+        *missing = #symbol; \
+        return -1; \
+    } \
+    spy_py.field = (PyObject *)sym;
+
+    SPY_PYAPI_FUNCTIONS(SPY_LOAD_FUNCTION)
+    SPY_PYAPI_OBJECTS(SPY_LOAD_OBJECT)
+#undef SPY_LOAD_FUNCTION
+#undef SPY_LOAD_OBJECT
+
+    if (spy_py._PyType_Name == NULL && spy_py.PyType_GetName == NULL) {
+        *missing = "PyType_GetName";
+        return -1;
+    }
+    if (spy_py.PyThreadState_GetUnchecked == NULL) {
+        spy_py.PyThreadState_GetUnchecked = spy_py._PyThreadState_UncheckedGet;
+    }
+    if (spy_py.PyThreadState_GetUnchecked == NULL) {
+        *missing = "PyThreadState_GetUnchecked";
+        return -1;
+    }
+    return 0;
+}
+
+void *
+spy_pyapi_thread_state(void)
+{
+    return spy_py.PyThreadState_GetUnchecked();
+}

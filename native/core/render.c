@@ -1,0 +1,659 @@
+#include "render.h"
+
+#include <math.h>
+
+struct walk {
+    struct spy_buf *b;
+    enum spy_style style;
+    size_t budget;
+    int depth;
+    PyObject *open[SPY_RENDER_DEPTH_MAX];    /* containers being rendered */
+};
+
+static const char HEX[] = "0123456789abcdef";
+
+static void render(struct walk *w, PyObject *o);
+
+static void
+put_utf8(struct spy_buf *b, uint32_t c)
+{
+    char u[4];
+
+    if (c < 0x80) {
+        spy_buf_putc(b, (char)c);
+    }
+    else if (c < 0x800) {
+        u[0] = (char)(0xC0 | (c >> 6));
+        u[1] = (char)(0x80 | (c & 0x3F));
+        spy_buf_put(b, u, 2);
+    }
+    else if (c < 0x10000) {
+        u[0] = (char)(0xE0 | (c >> 12));
+        u[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (c & 0x3F));
+        spy_buf_put(b, u, 3);
+    }
+    else {
+        u[0] = (char)(0xF0 | (c >> 18));
+        u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+        u[3] = (char)(0x80 | (c & 0x3F));
+        spy_buf_put(b, u, 4);
+    }
+}
+
+static void
+put_hex_escape(struct spy_buf *b, char kind, uint32_t c, int digits)
+{
+    char e[6];
+
+    e[0] = '\\';
+    e[1] = kind;
+    for (int i = 0; i < digits; i++) {
+        e[2 + i] = HEX[(c >> (4 * (digits - 1 - i))) & 15];
+    }
+    spy_buf_put(b, e, (size_t)(2 + digits));
+}
+
+/* Python repr escaping of ASCII specials; other UTF-8 passes through. */
+static void
+put_repr_chars(struct spy_buf *b, const char *s, size_t n)
+{
+    size_t run = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c >= 0x20 && c != 0x7F && c != '\'' && c != '\\') {
+            continue;
+        }
+        spy_buf_put(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '\'': spy_buf_lit(b, "\\'"); break;
+        case '\\': spy_buf_lit(b, "\\\\"); break;
+        case '\n': spy_buf_lit(b, "\\n"); break;
+        case '\r': spy_buf_lit(b, "\\r"); break;
+        case '\t': spy_buf_lit(b, "\\t"); break;
+        default: put_hex_escape(b, 'x', c, 2); break;
+        }
+    }
+    spy_buf_put(b, s + run, n - run);
+}
+
+/* One code point from the slow (surrogate-bearing) path. */
+static void
+put_code_point(struct spy_buf *b, uint32_t c, enum spy_style style)
+{
+    if (c >= 0xD800 && c <= 0xDFFF) {
+        put_hex_escape(b, 'u', c, 4);
+    }
+    else if (c < 0x80) {
+        char ch = (char)c;
+
+        if (style == SPY_STYLE_JSON) {
+            spy_buf_put_json_chars(b, &ch, 1);
+        }
+        else {
+            put_repr_chars(b, &ch, 1);
+        }
+    }
+    else if (style == SPY_STYLE_JSON && (c == 0x2028 || c == 0x2029)) {
+        put_hex_escape(b, 'u', c, 4);
+    }
+    else {
+        put_utf8(b, c);
+    }
+}
+
+Py_ssize_t
+spy_render_str_body(struct spy_buf *b, PyObject *s, Py_ssize_t max_chars,
+                    enum spy_style style)
+{
+    Py_ssize_t total = spy_py.PyUnicode_GetLength(s);
+    PyObject *part = NULL;
+    const char *utf8;
+    Py_ssize_t size;
+
+    if (total < 0) {
+        spy_py.PyErr_Clear();
+        return -1;
+    }
+    if (max_chars > SPY_RENDER_STR_MAX) {
+        max_chars = SPY_RENDER_STR_MAX;
+    }
+    if (total > max_chars) {
+        /* Only the shown prefix is ever encoded: a 100 MB string is not
+         * copied. */
+        part = spy_py.PyUnicode_Substring(s, 0, max_chars);
+        if (part == NULL) {
+            spy_py.PyErr_Clear();
+            return -1;
+        }
+        s = part;
+    }
+    utf8 = spy_py.PyUnicode_AsUTF8AndSize(s, &size);
+    if (utf8 != NULL) {
+        if (style == SPY_STYLE_JSON) {
+            spy_buf_put_json_chars(b, utf8, (size_t)size);
+        }
+        else {
+            put_repr_chars(b, utf8, (size_t)size);
+        }
+    }
+    else {
+        /* Lone surrogates cannot be UTF-8: copy code points instead. */
+        uint32_t points[SPY_RENDER_STR_MAX];
+        Py_ssize_t n = spy_py.PyUnicode_GetLength(s);
+
+        spy_py.PyErr_Clear();
+        if (n >= 0 && spy_py.PyUnicode_AsUCS4(s, points, n, 0) != NULL) {
+            for (Py_ssize_t i = 0; i < n; i++) {
+                put_code_point(b, points[i], style);
+            }
+        }
+        else {
+            spy_py.PyErr_Clear();
+        }
+    }
+    if (part != NULL) {
+        spy_py.Py_DecRef(part);
+    }
+    return total;
+}
+
+void
+spy_render_type_name(struct spy_buf *b, PyObject *type, int json)
+{
+    enum spy_style style = json ? SPY_STYLE_JSON : SPY_STYLE_REPR;
+
+    if (spy_py._PyType_Name != NULL) {
+        const char *name = spy_py._PyType_Name(type);
+
+        if (json) {
+            spy_buf_put_json_chars(b, name, strlen(name));
+        }
+        else {
+            put_repr_chars(b, name, strlen(name));
+        }
+        return;
+    }
+    PyObject *name = spy_py.PyType_GetName(type);
+    if (name == NULL) {
+        spy_py.PyErr_Clear();
+        spy_buf_putc(b, '?');
+        return;
+    }
+    spy_render_str_body(b, name, 200, style);
+    spy_py.Py_DecRef(name);
+}
+
+/* {"$type":"name"} or <name>, with an optional extra JSON member. */
+static void
+render_opaque(struct walk *w, PyObject *type, const char *tag,
+              const char *extra)
+{
+    int json = w->style == SPY_STYLE_JSON;
+
+    if (json) {
+        spy_buf_lit(w->b, "{\"");
+        spy_buf_put(w->b, tag, strlen(tag));
+        spy_buf_lit(w->b, "\":\"");
+    }
+    else {
+        spy_buf_putc(w->b, '<');
+    }
+    spy_render_type_name(w->b, type, json);
+    if (json) {
+        spy_buf_putc(w->b, '"');
+        if (extra != NULL) {
+            spy_buf_put(w->b, extra, strlen(extra));
+        }
+        spy_buf_putc(w->b, '}');
+    }
+    else {
+        spy_buf_putc(w->b, '>');
+    }
+}
+
+static void
+render_str(struct walk *w, PyObject *o, PyObject *type)
+{
+    struct spy_buf *b = w->b;
+    int json = w->style == SPY_STYLE_JSON;
+    size_t mark = b->len;
+    int truncated = spy_py.PyUnicode_GetLength(o) > SPY_RENDER_STR_MAX;
+    Py_ssize_t total;
+
+    if (json && truncated) {
+        spy_buf_lit(b, "{\"$str\":");
+    }
+    spy_buf_putc(b, json ? '"' : '\'');
+    total = spy_render_str_body(b, o, SPY_RENDER_STR_MAX, w->style);
+    if (total < 0) {
+        b->len = mark;
+        render_opaque(w, type, "$type", NULL);
+        return;
+    }
+    spy_buf_putc(b, json ? '"' : '\'');
+    if (!truncated) {
+        return;
+    }
+    if (json) {
+        spy_buf_lit(b, ",\"len\":");
+        spy_buf_put_u64(b, (uint64_t)total);
+        spy_buf_putc(b, '}');
+    }
+    else {
+        spy_buf_lit(b, "...");
+    }
+}
+
+static void
+render_bytes(struct walk *w, const char *data, Py_ssize_t n)
+{
+    struct spy_buf *b = w->b;
+    int json = w->style == SPY_STYLE_JSON;
+    Py_ssize_t shown = n < SPY_RENDER_BYTES_MAX ? n : SPY_RENDER_BYTES_MAX;
+    /* In JSON the repr body's own backslashes are escaped once more. */
+    const char *bs = json ? "\\\\" : "\\";
+    size_t bslen = json ? 2 : 1;
+
+    spy_buf_put(b, json ? "{\"$bytes\":\"" : "b'", json ? 11 : 2);
+    for (Py_ssize_t i = 0; i < shown; i++) {
+        unsigned char c = (unsigned char)data[i];
+
+        if (c >= 0x20 && c < 0x7F && c != '\\' && c != '\'' && c != '"') {
+            spy_buf_putc(b, (char)c);
+            continue;
+        }
+        if (c == '"') {
+            spy_buf_put(b, json ? "\\\"" : "\"", json ? 2 : 1);
+            continue;
+        }
+        spy_buf_put(b, bs, bslen);
+        switch (c) {
+        case '\\': spy_buf_put(b, bs, bslen); break;
+        case '\'': spy_buf_putc(b, '\''); break;
+        case '\n': spy_buf_putc(b, 'n'); break;
+        case '\r': spy_buf_putc(b, 'r'); break;
+        case '\t': spy_buf_putc(b, 't'); break;
+        default:
+            spy_buf_putc(b, 'x');
+            spy_buf_putc(b, HEX[c >> 4]);
+            spy_buf_putc(b, HEX[c & 15]);
+            break;
+        }
+    }
+    if (json) {
+        spy_buf_lit(b, "\",\"len\":");
+        spy_buf_put_u64(b, (uint64_t)n);
+        spy_buf_putc(b, '}');
+    }
+    else {
+        spy_buf_putc(b, '\'');
+        if (shown < n) {
+            spy_buf_lit(b, "...");
+        }
+    }
+}
+
+static void
+render_bits(struct walk *w, PyObject *o)
+{
+    size_t bits = spy_py._PyLong_NumBits != NULL
+                  ? spy_py._PyLong_NumBits(o) : (size_t)-1;
+
+    if (bits == (size_t)-1) {
+        spy_py.PyErr_Clear();
+    }
+    if (w->style == SPY_STYLE_JSON) {
+        spy_buf_lit(w->b, "{\"$int\":null,\"bits\":");
+        if (bits == (size_t)-1) {
+            spy_buf_lit(w->b, "null");
+        }
+        else {
+            spy_buf_put_u64(w->b, bits);
+        }
+        spy_buf_putc(w->b, '}');
+    }
+    else {
+        spy_buf_lit(w->b, "<int of ");
+        spy_buf_put_u64(w->b, bits);
+        spy_buf_lit(w->b, " bits>");
+    }
+}
+
+static void
+render_int(struct walk *w, PyObject *o, PyObject *type)
+{
+    const long long exact = 1LL << 53;
+    int overflow = 0;
+    long long v = spy_py.PyLong_AsLongLongAndOverflow(o, &overflow);
+    int json = w->style == SPY_STYLE_JSON;
+
+    if (v == -1 && spy_py.PyErr_Occurred() != NULL) {
+        spy_py.PyErr_Clear();
+        render_opaque(w, type, "$type", NULL);
+        return;
+    }
+    if (!overflow) {
+        int tagged = json && (v >= exact || v <= -exact);
+
+        if (tagged) {
+            spy_buf_lit(w->b, "{\"$int\":\"");
+        }
+        spy_buf_put_i64(w->b, v);
+        if (tagged) {
+            spy_buf_lit(w->b, "\"}");
+        }
+        return;
+    }
+    if (type != spy_py.LongType) {
+        /* str() of a subclass could run its __str__. */
+        render_bits(w, o);
+        return;
+    }
+    PyObject *digits = spy_py.PyObject_Str(o);
+    const char *text;
+    Py_ssize_t n;
+
+    if (digits == NULL
+        || (text = spy_py.PyUnicode_AsUTF8AndSize(digits, &n)) == NULL) {
+        /* Past sys.get_int_max_str_digits(). */
+        spy_py.PyErr_Clear();
+        if (digits != NULL) {
+            spy_py.Py_DecRef(digits);
+        }
+        render_bits(w, o);
+        return;
+    }
+    if (json) {
+        spy_buf_lit(w->b, "{\"$int\":\"");
+    }
+    spy_buf_put(w->b, text, (size_t)n);
+    if (json) {
+        spy_buf_lit(w->b, "\"}");
+    }
+    spy_py.Py_DecRef(digits);
+}
+
+static void
+render_float(struct walk *w, PyObject *o, PyObject *type)
+{
+    double d = spy_py.PyFloat_AsDouble(o);
+    const char *special = NULL;
+
+    if (d == -1.0 && spy_py.PyErr_Occurred() != NULL) {
+        spy_py.PyErr_Clear();
+        render_opaque(w, type, "$type", NULL);
+        return;
+    }
+    if (isnan(d)) {
+        special = "nan";
+    }
+    else if (isinf(d)) {
+        special = d > 0 ? "inf" : "-inf";
+    }
+    if (special != NULL) {
+        if (w->style == SPY_STYLE_JSON) {
+            spy_buf_lit(w->b, "{\"$float\":\"");
+            spy_buf_put(w->b, special, strlen(special));
+            spy_buf_lit(w->b, "\"}");
+        }
+        else {
+            spy_buf_put(w->b, special, strlen(special));
+        }
+        return;
+    }
+    /* Py_DTSF_ADD_DOT_0 == 2: repr() style, shortest round-trip digits. */
+    char *text = spy_py.PyOS_double_to_string(d, 'r', 0, 2, NULL);
+    if (text == NULL) {
+        spy_py.PyErr_Clear();
+        spy_buf_lit(w->b, "null");
+        return;
+    }
+    spy_buf_put(w->b, text, strlen(text));
+    spy_py.PyMem_Free(text);
+}
+
+/* Separator and "more" marker between container items; returns 0 when
+ * the item should be rendered, -1 when the container is cut here. */
+static int
+begin_item(struct walk *w, Py_ssize_t index, Py_ssize_t count)
+{
+    int json = w->style == SPY_STYLE_JSON;
+
+    if (index > 0) {
+        spy_buf_put(w->b, json ? "," : ", ", json ? 1 : 2);
+    }
+    if (index >= SPY_RENDER_ITEMS_MAX || w->b->len > w->budget) {
+        if (json) {
+            spy_buf_lit(w->b, "{\"$more\":");
+            spy_buf_put_u64(w->b, (uint64_t)(count - index));
+            spy_buf_putc(w->b, '}');
+        }
+        else {
+            spy_buf_lit(w->b, "...");
+        }
+        return -1;
+    }
+    return 0;
+}
+
+static void
+render_sequence(struct walk *w, PyObject *o, int is_tuple)
+{
+    int json = w->style == SPY_STYLE_JSON;
+    Py_ssize_t n = is_tuple ? spy_py.PyTuple_Size(o) : spy_py.PyList_Size(o);
+
+    spy_buf_putc(w->b, json || !is_tuple ? '[' : '(');
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item;
+
+        if (begin_item(w, i, n) < 0) {
+            break;
+        }
+        if (is_tuple) {
+            render(w, spy_py.PyTuple_GetItem(o, i));
+        }
+        else if (spy_py.PyList_GetItemRef != NULL) {
+            /* Free-threaded builds: the list may change under us. */
+            item = spy_py.PyList_GetItemRef(o, i);
+            render(w, item);
+            if (item != NULL) {
+                spy_py.Py_DecRef(item);
+            }
+        }
+        else {
+            render(w, spy_py.PyList_GetItem(o, i));
+        }
+    }
+    if (json || !is_tuple) {
+        spy_buf_putc(w->b, ']');
+    }
+    else {
+        spy_buf_put(w->b, n == 1 ? ",)" : ")", n == 1 ? 2 : 1);
+    }
+}
+
+static void
+render_dict(struct walk *w, PyObject *o)
+{
+    int json = w->style == SPY_STYLE_JSON;
+    Py_ssize_t n = spy_py.PyDict_Size(o);
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *key, *value;
+
+    spy_buf_put(w->b, json ? "{\"$dict\":[" : "{", json ? 10 : 1);
+    while (spy_py.PyDict_Next(o, &pos, &key, &value)) {
+        if (begin_item(w, i, n) < 0) {
+            break;
+        }
+        if (json) {
+            spy_buf_putc(w->b, '[');
+        }
+        render(w, key);
+        spy_buf_put(w->b, json ? "," : ": ", json ? 1 : 2);
+        render(w, value);
+        if (json) {
+            spy_buf_putc(w->b, ']');
+        }
+        i++;
+    }
+    spy_buf_put(w->b, json ? "]}" : "}", json ? 2 : 1);
+}
+
+static void
+render_code(struct walk *w, PyObject *o)
+{
+    int json = w->style == SPY_STYLE_JSON;
+    PyObject *name = spy_py.PyObject_GetAttrString(o, "co_name");
+    PyObject *file = spy_py.PyObject_GetAttrString(o, "co_filename");
+    PyObject *first = spy_py.PyObject_GetAttrString(o, "co_firstlineno");
+    int overflow;
+    long long line = first != NULL
+        ? spy_py.PyLong_AsLongLongAndOverflow(first, &overflow) : -1;
+
+    spy_py.PyErr_Clear();
+    spy_buf_put(w->b, json ? "{\"$code\":\"" : "<code object ",
+                json ? 10 : 13);
+    if (name != NULL) {
+        spy_render_str_body(w->b, name, 200, w->style);
+    }
+    spy_buf_put(w->b, json ? "\",\"file\":\"" : " at ", json ? 10 : 4);
+    if (file != NULL) {
+        spy_render_str_body(w->b, file, SPY_RENDER_STR_MAX, w->style);
+    }
+    spy_buf_put(w->b, json ? "\",\"line\":" : ":", json ? 9 : 1);
+    spy_buf_put_i64(w->b, line);
+    spy_buf_putc(w->b, json ? '}' : '>');
+    if (name != NULL) {
+        spy_py.Py_DecRef(name);
+    }
+    if (file != NULL) {
+        spy_py.Py_DecRef(file);
+    }
+    if (first != NULL) {
+        spy_py.Py_DecRef(first);
+    }
+}
+
+/* Containers: cycle and depth guards around the walk into them. */
+static void
+render_container(struct walk *w, PyObject *o, PyObject *type,
+                 unsigned long flags)
+{
+    for (int i = 0; i < w->depth; i++) {
+        if (w->open[i] == o) {
+            if (w->style == SPY_STYLE_JSON) {
+                render_opaque(w, type, "$cycle", NULL);
+            }
+            else {
+                spy_buf_lit(w->b, "...");
+            }
+            return;
+        }
+    }
+    if (w->depth == SPY_RENDER_DEPTH_MAX) {
+        render_opaque(w, type, "$type", ",\"depth\":true");
+        return;
+    }
+    w->open[w->depth++] = o;
+    if (flags & SPY_TPFLAGS_DICT_SUBCLASS) {
+        render_dict(w, o);
+    }
+    else {
+        render_sequence(w, o, (flags & SPY_TPFLAGS_TUPLE_SUBCLASS) != 0);
+    }
+    w->depth--;
+}
+
+static void
+render(struct walk *w, PyObject *o)
+{
+    int json = w->style == SPY_STYLE_JSON;
+    PyObject *type;
+    unsigned long flags;
+
+    if (o == NULL || o == spy_py.None) {
+        spy_buf_put(w->b, json ? "null" : "None", 4);
+        spy_py.PyErr_Clear();
+        return;
+    }
+    if (o == spy_py.True || o == spy_py.False) {
+        if (json) {
+            spy_buf_put(w->b, o == spy_py.True ? "true" : "false",
+                        o == spy_py.True ? 4 : 5);
+        }
+        else {
+            spy_buf_put(w->b, o == spy_py.True ? "True" : "False",
+                        o == spy_py.True ? 4 : 5);
+        }
+        return;
+    }
+    type = spy_py.PyObject_Type(o);
+    flags = spy_py.PyType_GetFlags(type);
+    if (flags & SPY_TPFLAGS_UNICODE_SUBCLASS) {
+        render_str(w, o, type);
+    }
+    else if (flags & SPY_TPFLAGS_BYTES_SUBCLASS) {
+        char *data;
+        Py_ssize_t n;
+
+        if (spy_py.PyBytes_AsStringAndSize(o, &data, &n) == 0) {
+            render_bytes(w, data, n);
+        }
+        else {
+            spy_py.PyErr_Clear();
+            render_opaque(w, type, "$type", NULL);
+        }
+    }
+    else if (flags & SPY_TPFLAGS_LONG_SUBCLASS) {
+        render_int(w, o, type);
+    }
+    else if (flags & (SPY_TPFLAGS_TUPLE_SUBCLASS | SPY_TPFLAGS_LIST_SUBCLASS
+                      | SPY_TPFLAGS_DICT_SUBCLASS)) {
+        render_container(w, o, type, flags);
+    }
+    else if (type == spy_py.FloatType
+             || spy_py.PyType_IsSubtype(type, spy_py.FloatType)) {
+        render_float(w, o, type);
+    }
+    else if (type == spy_py.ByteArrayType
+             || spy_py.PyType_IsSubtype(type, spy_py.ByteArrayType)) {
+        render_bytes(w, spy_py.PyByteArray_AsString(o),
+                     spy_py.PyByteArray_Size(o));
+    }
+    else if (type == spy_py.CodeType) {
+        render_code(w, o);
+    }
+    else {
+        render_opaque(w, type, "$type", NULL);
+    }
+    spy_py.Py_DecRef(type);
+}
+
+void
+spy_render_value(struct spy_buf *b, PyObject *value, enum spy_style style,
+                 size_t budget)
+{
+    struct walk w = {b, style, budget, 0, {NULL}};
+
+    render(&w, value);
+}
+
+void
+spy_render_args(struct spy_buf *b, PyObject *args, enum spy_style style,
+                size_t budget)
+{
+    struct walk w = {b, style, budget, 0, {NULL}};
+
+    if (args == NULL) {
+        spy_buf_put(b, style == SPY_STYLE_JSON ? "[]" : "()", 2);
+        return;
+    }
+    /* The top-level tuple is the event's argument list, not a value: it
+     * does not count towards the nesting depth. */
+    render_sequence(&w, args, 1);
+}

@@ -1,0 +1,428 @@
+#define _GNU_SOURCE
+#include "stream.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_DESTINATIONS 4
+/* Longest `{"event":"...","seq":N,"ts":T` for a name of n bytes. */
+#define HEADER_SIZE(n) (sizeof("{\"event\":\"\",\"seq\":,\"ts\":") + (n) + 40)
+
+struct destination {
+    int fd;
+    int is_socket;
+    const char *what;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    volatile pid_t lock_owner;      /* for signal handlers: who holds it */
+    char *data;
+    volatile size_t used;           /* bytes of complete records only */
+    uint64_t seq;
+    struct destination dests[MAX_DESTINATIONS];
+    int ndests;
+    pid_t pid;
+    pid_t ppid;
+    int flusher_running;
+    int child_pending;              /* forked: reconnect, restart flusher */
+    int closed;
+    spy_stream_reconnect_fn reconnect;
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+volatile unsigned int spy_fork_generation;
+
+static __thread pid_t tls_tid;
+static __thread unsigned int tls_generation;
+
+pid_t
+spy_thread_id(void)
+{
+    /* The generation is offset by one so a zeroed TLS block never
+     * matches. */
+    if (tls_generation != spy_fork_generation + 1) {
+        tls_tid = (pid_t)syscall(SYS_gettid);
+        tls_generation = spy_fork_generation + 1;
+    }
+    return tls_tid;
+}
+
+pid_t
+spy_stream_pid(void)
+{
+    return S.pid;
+}
+
+pid_t
+spy_stream_ppid(void)
+{
+    return S.ppid;
+}
+
+void
+spy_fatal(const char *message, const char *detail)
+{
+    struct iovec iov[5] = {
+        {(void *)"spython: ", 9},
+        {(void *)message, strlen(message)},
+        {(void *)": ", detail != NULL ? 2 : 0},
+        {(void *)(detail != NULL ? detail : ""),
+         detail != NULL ? strlen(detail) : 0},
+        {(void *)"\n", 1},
+    };
+    ssize_t ignored = writev(STDERR_FILENO, iov, 5);
+
+    (void)ignored;
+    syscall(SYS_exit_group, SPY_EXIT_LAUNCHER_ERROR);
+}
+
+static void
+lock_stream(void)
+{
+    pthread_mutex_lock(&S.lock);
+    S.lock_owner = spy_thread_id();
+}
+
+static void
+unlock_stream(void)
+{
+    S.lock_owner = 0;
+    pthread_mutex_unlock(&S.lock);
+}
+
+static void
+write_all(const struct destination *d, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = d->is_socket ? send(d->fd, p, n, MSG_NOSIGNAL)
+                                 : write(d->fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            /* The reader is gone or the log is unwritable: an audited
+             * program must not go on unaudited. */
+            spy_fatal(d->is_socket
+                      ? "the audit channel closed; stopping the program"
+                      : "cannot write the audit log; stopping the program",
+                      strerror(errno));
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+static void
+write_to_all(const char *p, size_t n)
+{
+    for (int i = 0; i < S.ndests; i++) {
+        if (S.dests[i].fd >= 0) {
+            write_all(&S.dests[i], p, n);
+        }
+    }
+}
+
+/* Caller holds the lock.  SIGTERM is held back while bytes are in flight
+ * so its handler never writes a batch twice. */
+static void
+flush_locked(void)
+{
+    sigset_t term, old;
+
+    if (S.used == 0 || S.closed) {
+        return;
+    }
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old);
+    write_to_all(S.data, S.used);
+    S.used = 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void *
+flusher_main(void *unused)
+{
+    const struct timespec interval = {0, SPY_STREAM_FLUSH_NS};
+    sigset_t all;
+
+    (void)unused;
+    /* Process signals belong to the threads that run Python. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        nanosleep(&interval, NULL);
+        lock_stream();
+        if (S.closed) {
+            unlock_stream();
+            return NULL;
+        }
+        flush_locked();
+        unlock_stream();
+    }
+}
+
+static void
+start_flusher(void)
+{
+    pthread_t thread;
+    pthread_attr_t attr;
+
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    if (pthread_create(&thread, &attr, flusher_main, NULL) != 0) {
+        spy_fatal("cannot start the audit stream's flusher thread",
+                  strerror(errno));
+    }
+    pthread_attr_destroy(&attr);
+    S.flusher_running = 1;
+}
+
+static void
+before_fork(void)
+{
+    lock_stream();
+    flush_locked();
+}
+
+static void
+after_fork_parent(void)
+{
+    unlock_stream();
+}
+
+static void
+after_fork_child(void)
+{
+    spy_fork_generation++;
+    S.ppid = S.pid;
+    S.pid = getpid();
+    S.seq = 0;
+    S.flusher_running = 0;
+    for (int i = 0; i < S.ndests; i++) {
+        if (S.dests[i].is_socket && S.dests[i].fd >= 0) {
+            /* The parent's connection: the child opens its own. */
+            close(S.dests[i].fd);
+            S.dests[i].fd = -1;
+        }
+    }
+    S.child_pending = 1;
+    S.lock_owner = 0;
+    pthread_mutex_unlock(&S.lock);
+}
+
+static void
+init_once(void)
+{
+    S.data = malloc(SPY_STREAM_BUFFER_SIZE);
+    if (S.data == NULL) {
+        spy_fatal("out of memory for the audit stream", NULL);
+    }
+    S.pid = getpid();
+    S.ppid = getppid();
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+int
+spy_stream_add(int fd, int is_socket, const char *what)
+{
+    if (S.ndests == MAX_DESTINATIONS) {
+        return -1;
+    }
+    if (S.data == NULL) {
+        init_once();
+    }
+    lock_stream();
+    S.dests[S.ndests].fd = fd;
+    S.dests[S.ndests].is_socket = is_socket;
+    S.dests[S.ndests].what = what;
+    S.ndests++;
+    if (!S.flusher_running) {
+        start_flusher();
+    }
+    unlock_stream();
+    return 0;
+}
+
+int
+spy_stream_active(void)
+{
+    return S.ndests > 0 && !S.closed;
+}
+
+void
+spy_stream_set_reconnect(spy_stream_reconnect_fn reconnect)
+{
+    S.reconnect = reconnect;
+}
+
+static void
+restart_in_child_locked(void)
+{
+    S.child_pending = 0;
+    for (int i = 0; i < S.ndests; i++) {
+        if (S.dests[i].is_socket && S.dests[i].fd < 0
+            && S.reconnect != NULL) {
+            S.dests[i].fd = S.reconnect();
+        }
+    }
+    start_flusher();
+}
+
+static size_t
+put_header(char *p, const char *name, size_t name_len)
+{
+    char *start = p;
+    struct timespec now;
+    char digits[20];
+    uint64_t values[2];
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    values[0] = ++S.seq;
+    values[1] = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    memcpy(p, "{\"event\":\"", 10);
+    p += 10;
+    memcpy(p, name, name_len);
+    p += name_len;
+    for (int k = 0; k < 2; k++) {
+        const char *key = k == 0 ? "\",\"seq\":" : ",\"ts\":";
+        size_t key_len = k == 0 ? 8 : 6;
+        uint64_t v = values[k];
+        size_t i = sizeof(digits);
+
+        memcpy(p, key, key_len);
+        p += key_len;
+        do {
+            digits[--i] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        memcpy(p, digits + i, sizeof(digits) - i);
+        p += sizeof(digits) - i;
+    }
+    return (size_t)(p - start);
+}
+
+void
+spy_stream_record(const char *name, size_t name_len, const char *rest,
+                  size_t rest_len)
+{
+    size_t need = HEADER_SIZE(name_len) + rest_len;
+
+    if (S.ndests == 0) {
+        return;
+    }
+    lock_stream();
+    if (S.closed) {
+        unlock_stream();
+        return;
+    }
+    if (S.child_pending) {
+        restart_in_child_locked();
+    }
+    if (need > SPY_STREAM_BUFFER_SIZE - S.used) {
+        flush_locked();
+    }
+    if (need <= SPY_STREAM_BUFFER_SIZE) {
+        size_t n = put_header(S.data + S.used, name, name_len);
+
+        memcpy(S.data + S.used + n, rest, rest_len);
+        /* Published last: a signal handler only ever sees whole records. */
+        S.used += n + rest_len;
+    }
+    else {
+        /* Larger than a whole batch: straight through, in order. */
+        char *header = malloc(HEADER_SIZE(name_len));
+
+        if (header == NULL) {
+            spy_fatal("out of memory for an audit record", NULL);
+        }
+        size_t n = put_header(header, name, name_len);
+        write_to_all(header, n);
+        write_to_all(rest, rest_len);
+        free(header);
+    }
+    unlock_stream();
+}
+
+void
+spy_stream_control(const char *line, size_t len)
+{
+    lock_stream();
+    if (!S.closed) {
+        flush_locked();
+        for (int i = 0; i < S.ndests; i++) {
+            if (S.dests[i].is_socket && S.dests[i].fd >= 0) {
+                write_all(&S.dests[i], line, len);
+            }
+        }
+    }
+    unlock_stream();
+}
+
+void
+spy_stream_flush(void)
+{
+    if (S.ndests == 0) {
+        return;
+    }
+    lock_stream();
+    flush_locked();
+    unlock_stream();
+}
+
+void
+spy_stream_flush_at_exit(void)
+{
+    const struct timespec pause = {0, 1000 * 1000};
+    pid_t self;
+
+    /* A vfork()ed child shares our memory but is another process. */
+    if (S.ndests == 0 || S.closed || getpid() != S.pid) {
+        return;
+    }
+    self = spy_thread_id();
+    if (S.lock_owner != self) {
+        /* Another thread holds the lock (the flusher, mid-write to a slow
+         * reader): it makes progress, so wait for it, boundedly. */
+        for (int i = 0; i < 5000; i++) {
+            if (pthread_mutex_trylock(&S.lock) == 0) {
+                S.lock_owner = self;
+                flush_locked();
+                unlock_stream();
+                return;
+            }
+            nanosleep(&pause, NULL);
+        }
+    }
+    /* This thread was interrupted inside the stream (or the holder is
+     * stuck): write the complete records as they are. */
+    write_to_all(S.data, S.used);
+    S.used = 0;
+}
+
+void
+spy_stream_close(void)
+{
+    if (S.ndests == 0) {
+        return;
+    }
+    lock_stream();
+    flush_locked();
+    S.closed = 1;
+    for (int i = 0; i < S.ndests; i++) {
+        if (S.dests[i].is_socket && S.dests[i].fd >= 0) {
+            shutdown(S.dests[i].fd, SHUT_WR);
+        }
+    }
+    unlock_stream();
+}

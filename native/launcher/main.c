@@ -1,0 +1,276 @@
+/* spython: run a CPython 3.8+ interpreter with audit hooks installed
+ * before it starts.  One binary serves every interpreter: libpython is
+ * loaded with dlopen() (or, where there is none, the hooks are preloaded
+ * into the interpreter itself). */
+#define _GNU_SOURCE
+#include "interp.h"
+
+#include "../core/channel.h"
+#include "../core/pyapi.h"
+#include "../core/session.h"
+#include "../core/stream.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SPYTHON_VERSION "0.1.0"
+#define PRELOAD_LIBRARY "libspython-preload.so"
+/* Set for the one re-run after cached interpreter facts proved stale. */
+#define RETRY_VARIABLE "SPYTHON_INTERNAL_CACHE_RETRY"
+
+static const char USAGE[] =
+    "usage: spython [launcher options] [--python INTERPRETER] [--] "
+    "[python arguments]\n"
+    "\n"
+    "Runs Python with PEP 578 audit hooks installed before it starts.  With\n"
+    "no options it behaves exactly like the interpreter.\n"
+    "\n"
+    "launcher options:\n"
+    "  --python PATH   the interpreter (default: $SPYTHON_PYTHON, else\n"
+    "                  python3 on PATH)\n"
+    "  --stderr        write '<event>: <arguments>' to stderr per event\n"
+    "  --minimal       write 'Event occurred: <event>(<arguments>)' to\n"
+    "                  stdout per event\n"
+    "  --mode MODE     auto (default), dlopen (load the interpreter's\n"
+    "                  libpython) or preload (LD_PRELOAD the hooks into it)\n"
+    "  --help          this text\n"
+    "  --version       the launcher's version and protocol version\n"
+    "\n"
+    "Everything from the first argument that is not a launcher option (or\n"
+    "after --) goes to Python unchanged.  When SPYTHON_CHANNEL and\n"
+    "SPYTHON_TOKEN are set, events stream to that channel (docs/protocol.md).\n"
+    "Launcher errors exit with status 125.\n";
+
+enum mode {
+    MODE_AUTO,
+    MODE_DLOPEN,
+    MODE_PRELOAD,
+};
+
+struct options {
+    const char *python;
+    int log_stderr;
+    int log_minimal;
+    enum mode mode;
+    int first_python_arg;
+};
+
+static void
+die(const char *format, ...)
+{
+    va_list ap;
+
+    fputs("spython: ", stderr);
+    va_start(ap, format);
+    vfprintf(stderr, format, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(SPY_EXIT_LAUNCHER_ERROR);
+}
+
+/* --name VALUE or --name=VALUE; returns the value or NULL. */
+static const char *
+option_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(argv[*i], name, n) != 0) {
+        return NULL;
+    }
+    if (argv[*i][n] == '=') {
+        return argv[*i] + n + 1;
+    }
+    if (argv[*i][n] != '\0') {
+        return NULL;
+    }
+    if (*i + 1 >= argc) {
+        die("%s needs a value (see spython --help)", name);
+    }
+    return argv[++*i];
+}
+
+static void
+parse_options(int argc, char **argv, struct options *o)
+{
+    int i;
+
+    memset(o, 0, sizeof(*o));
+    for (i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value;
+
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        if ((value = option_value(argc, argv, &i, "--python")) != NULL) {
+            o->python = value;
+        }
+        else if ((value = option_value(argc, argv, &i, "--mode")) != NULL) {
+            if (strcmp(value, "auto") == 0) {
+                o->mode = MODE_AUTO;
+            }
+            else if (strcmp(value, "dlopen") == 0) {
+                o->mode = MODE_DLOPEN;
+            }
+            else if (strcmp(value, "preload") == 0) {
+                o->mode = MODE_PRELOAD;
+            }
+            else {
+                die("--mode is auto, dlopen or preload, not '%s'", value);
+            }
+        }
+        else if (strcmp(arg, "--stderr") == 0) {
+            o->log_stderr = 1;
+        }
+        else if (strcmp(arg, "--minimal") == 0) {
+            o->log_minimal = 1;
+        }
+        else if (strcmp(arg, "--help") == 0) {
+            fputs(USAGE, stdout);
+            exit(0);
+        }
+        else if (strcmp(arg, "--version") == 0) {
+            printf("spython %s (channel protocol %d)\n", SPYTHON_VERSION,
+                   SPY_PROTOCOL_VERSION);
+            exit(0);
+        }
+        else {
+            break;
+        }
+    }
+    o->first_python_arg = i;
+    if (o->python == NULL) {
+        o->python = getenv("SPYTHON_PYTHON");
+    }
+    if (o->python == NULL || o->python[0] == '\0') {
+        o->python = "python3";
+    }
+}
+
+/* argv for the interpreter: its own (unresolved) path, then the python
+ * arguments. */
+static char **
+python_argv(const char *executable, int argc, char **argv, int first,
+            int *count)
+{
+    int n = argc - first + 1;
+    char **out = calloc((size_t)n + 1, sizeof(char *));
+
+    if (out == NULL) {
+        die("out of memory");
+    }
+    out[0] = (char *)executable;
+    memcpy(out + 1, argv + first, (size_t)(n - 1) * sizeof(char *));
+    *count = n;
+    return out;
+}
+
+static void
+run_preloaded(const struct options *o, const struct spy_interp *interp,
+              char **pargv)
+{
+    char self[PATH_MAX], shim[PATH_MAX + 64];
+    const char *saved = getenv("LD_PRELOAD");
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    if (n < 0) {
+        die("cannot find the launcher's own directory: %s", strerror(errno));
+    }
+    self[n] = '\0';
+    snprintf(shim, sizeof(shim), "%s/%s", dirname(self), PRELOAD_LIBRARY);
+    if (access(shim, R_OK) != 0) {
+        die("%s is missing: the launcher's installation is incomplete "
+            "(rebuild with npm run build)", shim);
+    }
+    if (saved != NULL) {
+        setenv("SPYTHON_PRELOAD_SAVED_LD_PRELOAD", saved, 1);
+    }
+    setenv("LD_PRELOAD", shim, 1);
+    setenv("SPYTHON_PRELOAD_OPTIONS",
+           o->log_stderr && o->log_minimal ? "stderr,minimal"
+           : o->log_stderr ? "stderr" : o->log_minimal ? "minimal" : "", 1);
+    setenv("SPYTHON_PRELOAD_EXECUTABLE", interp->executable, 1);
+    setenv("SPYTHON_PRELOAD_VERSION", interp->short_version, 1);
+    execv(interp->executable, pargv);
+    die("cannot run %s: %s", interp->executable, strerror(errno));
+}
+
+static int
+run_loaded(const struct options *o, const struct spy_interp *interp,
+           int pargc, char **pargv, char **argv)
+{
+    const char *missing = NULL;
+    void *handle = dlopen(interp->libpython, RTLD_NOW | RTLD_GLOBAL);
+    int status;
+
+    if (handle == NULL) {
+        die("cannot load %s: %s", interp->libpython, dlerror());
+    }
+    if (spy_pyapi_load(handle, &missing) < 0) {
+        die("%s lacks %s: is it CPython 3.8 or newer?", interp->libpython,
+            missing);
+    }
+    if (strcmp(spy_py.Py_GetVersion(), interp->version) != 0) {
+        if (interp->from_cache && getenv(RETRY_VARIABLE) == NULL) {
+            /* Stale cache: forget it and start over in a clean process. */
+            spy_interp_forget(o->python);
+            setenv(RETRY_VARIABLE, "1", 1);
+            execv("/proc/self/exe", argv);
+        }
+        die("%s is Python %s, but %s is Python %.*s: they must match "
+            "(a wrong libpython runs silently otherwise); check the "
+            "interpreter's installation or use --mode preload",
+            interp->libpython, spy_py.Py_GetVersion(), interp->executable,
+            (int)strcspn(interp->version, " "), interp->version);
+    }
+    unsetenv(RETRY_VARIABLE);
+
+    struct spy_session_options session = {
+        o->log_stderr,
+        o->log_minimal,
+        "dlopen",
+        interp->executable,
+        interp->short_version,
+        interp->free_threaded,
+    };
+    spy_session_start(&session);
+    status = spy_py.Py_BytesMain(pargc, pargv);
+    spy_session_finish(status, 1);
+    return status;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct options o;
+    struct spy_interp interp;
+    char error[PATH_MAX + 512];
+    char **pargv;
+    int pargc;
+
+    parse_options(argc, argv, &o);
+    if (spy_interp_resolve(o.python, &interp, 1, error, sizeof(error)) < 0) {
+        die("%s", error);
+    }
+    pargv = python_argv(interp.executable, argc, argv, o.first_python_arg,
+                        &pargc);
+
+    if (o.mode == MODE_PRELOAD
+        || (o.mode == MODE_AUTO && interp.libpython[0] == '\0')) {
+        run_preloaded(&o, &interp, pargv);
+    }
+    if (interp.libpython[0] == '\0') {
+        die("%s has no shared libpython (Debian: apt install libpython%.*s; "
+            "or use --mode preload)", interp.executable,
+            (int)(strrchr(interp.short_version, '.') - interp.short_version),
+            interp.short_version);
+    }
+    return run_loaded(&o, &interp, pargc, pargv, argv);
+}

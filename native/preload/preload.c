@@ -1,0 +1,73 @@
+/* libspython-preload.so: the launcher's hooks for interpreters without a
+ * shared libpython.  The launcher sets LD_PRELOAD and execs the real
+ * interpreter; this constructor installs the hooks before its main()
+ * runs, using the C API the interpreter executable exports itself. */
+#define _GNU_SOURCE
+#include "../core/pyapi.h"
+#include "../core/session.h"
+#include "../core/stream.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *
+take(const char *name)
+{
+    const char *value = getenv(name);
+    char *copy = strdup(value != NULL ? value : "");
+
+    unsetenv(name);
+    return copy;
+}
+
+static void
+finish_at_exit(void)
+{
+    spy_session_finish(0, 0);
+}
+
+__attribute__((constructor)) static void
+spy_preload_start(void)
+{
+    const char *missing = NULL;
+    char *options, *executable, *version, *saved;
+
+    if (getenv("SPYTHON_PRELOAD_OPTIONS") == NULL) {
+        return;     /* not started by the launcher: stay inert */
+    }
+    options = take("SPYTHON_PRELOAD_OPTIONS");
+    executable = take("SPYTHON_PRELOAD_EXECUTABLE");
+    version = take("SPYTHON_PRELOAD_VERSION");
+    /* Children must not inherit the shim: restore the user's own value. */
+    saved = getenv("SPYTHON_PRELOAD_SAVED_LD_PRELOAD");
+    if (saved != NULL) {
+        setenv("LD_PRELOAD", saved, 1);
+        unsetenv("SPYTHON_PRELOAD_SAVED_LD_PRELOAD");
+    }
+    else {
+        unsetenv("LD_PRELOAD");
+    }
+    if (spy_pyapi_load(RTLD_DEFAULT, &missing) < 0) {
+        char detail[1024];
+
+        snprintf(detail, sizeof(detail),
+                 "%s exports no %s, so hooks cannot be installed in it; "
+                 "install its shared library (Debian: apt install "
+                 "libpython%s) or use a build configured with "
+                 "--enable-shared", executable, missing, version);
+        spy_fatal("no way to audit this interpreter", detail);
+    }
+
+    struct spy_session_options session = {
+        strstr(options, "stderr") != NULL,
+        strstr(options, "minimal") != NULL,
+        "preload",
+        executable,
+        version,
+        0,
+    };
+    spy_session_start(&session);
+    atexit(finish_at_exit);
+}

@@ -1,0 +1,30 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+
+const root = path.resolve(__dirname, '..', '..');
+const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+test('the manifest contributes the spython debug type', () => {
+  assert.equal(manifest.name, 'spython-debug');
+  assert.equal(manifest.engines.vscode, '^1.100.0');
+  assert.equal(manifest.main, './dist/extension.js');
+  assert.ok(manifest.activationEvents.includes('onDebugResolve:spython'));
+  assert.ok(manifest.contributes.debuggers.some((d: { type: string }) => d.type === 'spython'));
+});
+
+test('the build produced every bundle the manifest points at', () => {
+  for (const name of ['extension', 'adapter', 'cli', 'server']) {
+    assert.ok(fs.existsSync(path.join(root, 'dist', `${name}.js`)), `dist/${name}.js is missing`);
+  }
+  for (const bin of Object.values(manifest.bin) as string[]) {
+    const text = fs.readFileSync(path.join(root, bin), 'utf8');
+    assert.ok(text.startsWith('#!/usr/bin/env node\n'), `${bin} has no #! line`);
+  }
+});
+
+test('the native launcher is in dist/bin', () => {
+  const stat = fs.statSync(path.join(root, 'dist', 'bin', 'spython'));
+  assert.ok(stat.isFile() && (stat.mode & 0o111) !== 0, 'dist/bin/spython is not an executable file');
+});
