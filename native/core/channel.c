@@ -25,6 +25,21 @@ static struct {
     int fd;
 } C = {.fd = -1};
 
+/* Threads waiting for the answer to a prompt. */
+struct prompt_waiter {
+    long long id;
+    int answered;
+    enum spy_prompt_answer answer;
+    struct prompt_waiter *next;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t answered;
+    struct prompt_waiter *waiters;
+    long long next_id;
+} P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+
 /* A line reader over one socket; `pending` keeps what arrived after the
  * last complete line. */
 struct line_reader {
@@ -162,6 +177,7 @@ send_protocol_error(const char *message, const char *line, size_t n)
 struct control_fields {
     struct spy_json_value type;
     struct spy_json_value id;
+    struct spy_json_value answer;
     struct spy_json_value protocol;
     struct spy_json_value message;
     struct spy_json_value config;
@@ -178,6 +194,9 @@ collect_field(const struct spy_json_value *key,
     }
     else if (spy_json_string_is(key, "id")) {
         f->id = *value;
+    }
+    else if (spy_json_string_is(key, "answer")) {
+        f->answer = *value;
     }
     else if (spy_json_string_is(key, "protocol")) {
         f->protocol = *value;
@@ -200,6 +219,7 @@ parse_control(const char *line, size_t n, struct control_fields *f)
 
     memset(f, 0, sizeof(*f));
     f->type.kind = f->id.kind = f->protocol.kind = SPY_JSON_NULL;
+    f->answer.kind = SPY_JSON_NULL;
     f->message.kind = f->config.kind = SPY_JSON_NULL;
     if (spy_json_parse(line, n, &root, &error) < 0) {
         return error;
@@ -212,6 +232,41 @@ parse_control(const char *line, size_t n, struct control_fields *f)
         return "a control message needs a string \"type\"";
     }
     return NULL;
+}
+
+static void
+answer_prompt(const struct control_fields *f, const char *line, size_t n)
+{
+    long long id = spy_json_integer(&f->id, -1);
+    enum spy_prompt_answer answer;
+    struct prompt_waiter *w;
+
+    if (spy_json_string_is(&f->answer, "allow")) {
+        answer = SPY_PROMPT_ALLOW;
+    }
+    else if (spy_json_string_is(&f->answer, "allowAlways")) {
+        answer = SPY_PROMPT_ALLOW_ALWAYS;
+    }
+    else if (spy_json_string_is(&f->answer, "deny")) {
+        answer = SPY_PROMPT_DENY;
+    }
+    else {
+        send_protocol_error("promptReply needs \"answer\": \"allow\", "
+                            "\"allowAlways\" or \"deny\"", line, n);
+        return;
+    }
+    pthread_mutex_lock(&P.lock);
+    for (w = P.waiters; w != NULL && w->id != id; w = w->next) {
+    }
+    if (w != NULL) {
+        w->answer = answer;
+        w->answered = 1;
+        pthread_cond_broadcast(&P.answered);
+    }
+    pthread_mutex_unlock(&P.lock);
+    if (w == NULL) {
+        send_protocol_error("promptReply for no pending prompt", line, n);
+    }
 }
 
 static void
@@ -232,6 +287,10 @@ handle_control(const char *line, size_t n)
         spy_buf_put_i64(&b, spy_json_integer(&f.id, 0));
         spy_buf_lit(&b, "}\n");
         spy_stream_control(b.data, b.len);
+        return;
+    }
+    if (spy_json_string_is(&f.type, "promptReply")) {
+        answer_prompt(&f, line, n);
         return;
     }
     send_protocol_error("unknown control message type", line, n);
@@ -359,6 +418,14 @@ connect_and_handshake(void)
     return fd;
 }
 
+/* In a forked child: a connection of its own, with its own hello. */
+static int
+reconnect_in_child(void)
+{
+    C.fd = connect_and_handshake();
+    return C.fd;
+}
+
 static char *
 take_variable(const char *name)
 {
@@ -382,7 +449,7 @@ spy_channel_open_from_environment(const struct spy_channel_info *info)
     }
     C.info = *info;
     C.fd = connect_and_handshake();
-    spy_stream_set_reconnect(connect_and_handshake);
+    spy_stream_set_reconnect(reconnect_in_child);
     if (spy_stream_add(C.fd, 1, "the audit channel") < 0) {
         spy_fatal("too many audit destinations", NULL);
     }
@@ -398,6 +465,53 @@ spy_channel_config(size_t *len)
     }
     *len = C.config_len;
     return C.config;
+}
+
+int
+spy_channel_prompt(const char *event, const char *target,
+                   enum spy_prompt_answer *answer)
+{
+    struct prompt_waiter self = {0, 0, SPY_PROMPT_DENY, NULL};
+    char data[2048];
+    struct spy_buf b = {data, 0, sizeof(data), 0};
+
+    if (C.fd < 0 || !spy_stream_active()) {
+        return -1;
+    }
+    pthread_mutex_lock(&P.lock);
+    self.id = ++P.next_id;
+    self.next = P.waiters;
+    P.waiters = &self;
+    pthread_mutex_unlock(&P.lock);
+
+    spy_buf_lit(&b, "{\"type\":\"prompt\",\"id\":");
+    spy_buf_put_i64(&b, self.id);
+    spy_buf_lit(&b, ",\"event\":");
+    spy_buf_put_json_string(&b, event, strnlen(event, 256));
+    spy_buf_lit(&b, ",\"target\":");
+    spy_buf_put_json_string(&b, target, strlen(target));
+    spy_buf_lit(&b, ",\"pid\":");
+    spy_buf_put_i64(&b, getpid());
+    spy_buf_lit(&b, ",\"tid\":");
+    spy_buf_put_i64(&b, spy_thread_id());
+    spy_buf_lit(&b, "}\n");
+    spy_stream_control(b.data, b.len);
+
+    /* The reader thread answers; if the reader goes away the process
+     * ends, so this wait is never forever. */
+    pthread_mutex_lock(&P.lock);
+    while (!self.answered) {
+        pthread_cond_wait(&P.answered, &P.lock);
+    }
+    for (struct prompt_waiter **w = &P.waiters; *w != NULL; w = &(*w)->next) {
+        if (*w == &self) {
+            *w = self.next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&P.lock);
+    *answer = self.answer;
+    return 0;
 }
 
 void

@@ -27,6 +27,18 @@ int spy_channel_open_from_environment(const struct spy_channel_info *info);
 /* The `config` object of the reader's welcome ("{}" without a channel). */
 const char *spy_channel_config(size_t *len);
 
+enum spy_prompt_answer {
+    SPY_PROMPT_DENY,
+    SPY_PROMPT_ALLOW,
+    SPY_PROMPT_ALLOW_ALWAYS,
+};
+
+/* Asks the reader (the editor) whether an event may proceed and waits
+ * for its answer.  Returns 0 with *answer, or -1 without a channel.
+ * Call without the GIL. */
+int spy_channel_prompt(const char *event, const char *target,
+                       enum spy_prompt_answer *answer);
+
 /* Tells the reader the process is exiting normally with this status. */
 void spy_channel_send_exit(int status);
 

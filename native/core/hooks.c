@@ -2,9 +2,14 @@
 #include "hooks.h"
 
 #include "buf.h"
+#include "guard.h"
+#include "location.h"
+#include "names.h"
+#include "policy.h"
 #include "pyapi.h"
 #include "render.h"
 #include "stream.h"
+#include "systemlog.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -35,9 +40,6 @@ static pthread_key_t scratch_key;
 /* Set while this thread is inside the hook: events our own work raises
  * (object.__getattr__ on 3.8, for one) are not recorded. */
 static __thread int tls_in_hook;
-
-/* Interned once the interpreter runs; never freed. */
-static PyObject *key_threading, *key_active, *key_name;
 
 static struct scratch *
 get_scratch(void)
@@ -79,20 +81,15 @@ refresh_thread_name(struct scratch *s)
     int is_module;
     struct spy_buf b = {s->thread, 0, sizeof(s->thread), 0};
 
-    if (key_threading == NULL) {
-        key_threading = spy_py.PyUnicode_InternFromString("threading");
-        key_active = spy_py.PyUnicode_InternFromString("_active");
-        key_name = spy_py.PyUnicode_InternFromString("_name");
-        if (!key_threading || !key_active || !key_name) {
-            spy_py.PyErr_Clear();
-            return;
-        }
+    /* During finalization the modules dictionary may already be gone. */
+    if (!spy_names_ready()) {
+        return;
     }
-    modules = spy_py.PySys_GetObject("modules");
+    modules = spy_py.PyImport_GetModuleDict();
     if (!is_dict(modules)) {
         return;
     }
-    module = spy_py.PyDict_GetItem(modules, key_threading);
+    module = spy_py.PyDict_GetItem(modules, spy_name(SPY_NAME_THREADING));
     if (module == NULL) {
         return;
     }
@@ -104,7 +101,7 @@ refresh_thread_name(struct scratch *s)
         return;
     }
     globals = spy_py.PyModule_GetDict(module);
-    active = globals != NULL ? spy_py.PyDict_GetItem(globals, key_active)
+    active = globals != NULL ? spy_py.PyDict_GetItem(globals, spy_name(SPY_NAME_ACTIVE))
                              : NULL;
     if (!is_dict(active)) {
         return;
@@ -124,7 +121,7 @@ refresh_thread_name(struct scratch *s)
         spy_py.PyErr_Clear();
         return;
     }
-    name = is_dict(attrs) ? spy_py.PyDict_GetItem(attrs, key_name) : NULL;
+    name = is_dict(attrs) ? spy_py.PyDict_GetItem(attrs, spy_name(SPY_NAME_NAME)) : NULL;
     if (name != NULL) {
         spy_buf_putc(&b, '"');
         if (spy_render_str_body(&b, name, THREAD_NAME_MAX, SPY_STYLE_JSON) >= 0
@@ -135,50 +132,6 @@ refresh_thread_name(struct scratch *s)
         }
     }
     spy_py.Py_DecRef(attrs);
-}
-
-/* ,"file":...,"line":N,"func":... for the innermost Python frame. */
-static void
-put_location(struct spy_buf *b)
-{
-    PyObject *frame, *code, *file, *func;
-    int line;
-
-    if (spy_pyapi_thread_state() == NULL) {
-        return;
-    }
-    frame = spy_py.PyEval_GetFrame();
-    if (frame == NULL) {
-        spy_py.PyErr_Clear();
-        return;
-    }
-    line = spy_py.PyFrame_GetLineNumber(frame);
-    /* 3.8 has no PyFrame_GetCode; the attribute read raises a nested
-     * object.__getattr__ event, which tls_in_hook drops. */
-    code = spy_py.PyFrame_GetCode != NULL
-           ? spy_py.PyFrame_GetCode(frame)
-           : spy_py.PyObject_GetAttrString(frame, "f_code");
-    if (code == NULL) {
-        spy_py.PyErr_Clear();
-        return;
-    }
-    file = spy_py.PyObject_GetAttrString(code, "co_filename");
-    func = spy_py.PyObject_GetAttrString(code, "co_name");
-    spy_py.PyErr_Clear();
-    if (file != NULL) {
-        spy_buf_lit(b, ",\"file\":\"");
-        spy_render_str_body(b, file, SPY_RENDER_STR_MAX, SPY_STYLE_JSON);
-        spy_buf_lit(b, "\",\"line\":");
-        spy_buf_put_i64(b, line);
-        spy_py.Py_DecRef(file);
-    }
-    if (func != NULL) {
-        spy_buf_lit(b, ",\"func\":\"");
-        spy_render_str_body(b, func, 200, SPY_STYLE_JSON);
-        spy_buf_putc(b, '"');
-        spy_py.Py_DecRef(func);
-    }
-    spy_py.Py_DecRef(code);
 }
 
 /* The event name, JSON-escaped and cut at a character boundary. */
@@ -199,16 +152,15 @@ put_event_name(struct scratch *s, const char *event)
 }
 
 static void
-emit_record(struct scratch *s, const char *event, PyObject *args)
+emit_record(struct scratch *s, const char *event, PyObject *args,
+            const char *denied)
 {
     struct spy_buf b = {s->record, 0, sizeof(s->record), 0};
     size_t name_len = put_event_name(s, event);
     size_t args_mark;
 
     if (s->thread_len == 0 || ++s->thread_age >= THREAD_NAME_REFRESH) {
-        if (spy_py.Py_IsInitialized()) {
-            refresh_thread_name(s);
-        }
+        refresh_thread_name(s);
     }
     spy_buf_lit(&b, ",\"pid\":");
     spy_buf_put_i64(&b, spy_stream_pid());
@@ -223,15 +175,20 @@ emit_record(struct scratch *s, const char *event, PyObject *args)
     else {
         spy_buf_lit(&b, "null");
     }
-    put_location(&b);
+    spy_location_put_json(&b);
     spy_buf_lit(&b, ",\"args\":");
     args_mark = b.len;
     spy_render_args(&b, args, SPY_STYLE_JSON, ARGS_BUDGET);
-    if (b.full || b.len + 2 > b.cap) {
+    if (b.full || b.len + 64 > b.cap) {
         /* Cannot happen within the budget; never send a broken line. */
         b.len = args_mark;
         b.full = 0;
         spy_buf_lit(&b, "[{\"$more\":null}]");
+    }
+    if (denied != NULL) {
+        spy_buf_lit(&b, ",\"denied\":\"");
+        spy_buf_put(&b, denied, strlen(denied));
+        spy_buf_putc(&b, '"');
     }
     spy_buf_lit(&b, "}\n");
     spy_stream_record(s->name, name_len, b.data, b.len);
@@ -329,16 +286,37 @@ emit_minimal_line(struct scratch *s, const char *event, PyObject *args)
     write_line(STDOUT_FILENO, &b);
 }
 
+/* An event raised by the hook's own work (a condition, a prompt, an
+ * inspection): not recorded, but unconditional refusals still apply, so
+ * code that runs there cannot slip past them. */
+static int
+nested_event(const char *event, PyObject *args)
+{
+    struct spy_decision decision;
+
+    if (!spy_policy_decides()) {
+        return 0;
+    }
+    spy_guard_decide(event, args, 1, &decision);
+    if (decision.policy == NULL) {
+        return 0;
+    }
+    spy_guard_refuse(event, &decision);
+    return -1;
+}
+
 static int
 audit_hook(const char *event, PyObject *args, void *unused)
 {
     PyObject *type = NULL, *value = NULL, *traceback = NULL;
+    struct spy_decision decision = {NULL, ""};
+    const char *tamper;
     int had_error;
     struct scratch *s;
 
     (void)unused;
     if (tls_in_hook) {
-        return 0;
+        return nested_event(event, args);
     }
     tls_in_hook = 1;
     had_error = spy_py.PyErr_Occurred() != NULL;
@@ -346,8 +324,12 @@ audit_hook(const char *event, PyObject *args, void *unused)
         spy_py.PyErr_Fetch(&type, &value, &traceback);
     }
     s = get_scratch();
+    spy_names_ready();
+    if (spy_policy_decides()) {
+        spy_guard_decide(event, args, 0, &decision);
+    }
     if (spy_stream_active()) {
-        emit_record(s, event, args);
+        emit_record(s, event, args, decision.policy);
         /* The process image is about to be replaced. */
         if (event[0] == 'o' && strcmp(event, "os.exec") == 0) {
             spy_stream_flush();
@@ -359,11 +341,25 @@ audit_hook(const char *event, PyObject *args, void *unused)
     if (config.log_minimal) {
         emit_minimal_line(s, event, args);
     }
+    if (spy_systemlog_active()) {
+        spy_systemlog_event(event, args, decision.policy, decision.target);
+    }
+    tamper = spy_guard_tamper_check();
     spy_py.PyErr_Clear();
+    tls_in_hook = 0;
+    if (tamper != NULL) {
+        /* A real audit event, so every hook and log sees it. */
+        if (spy_py.PySys_Audit("spython.tamper", "(s)", tamper) < 0) {
+            spy_py.PyErr_Clear();
+        }
+    }
     if (had_error) {
         spy_py.PyErr_Restore(type, value, traceback);
     }
-    tls_in_hook = 0;
+    if (decision.policy != NULL) {
+        spy_guard_refuse(event, &decision);
+        return -1;
+    }
     return 0;
 }
 

@@ -24,10 +24,20 @@ spy_pyapi_load(void *handle, const char **missing)
     } \
     spy_py.field = (PyObject *)sym;
 
+#define SPY_LOAD_POINTER(field, symbol) \
+    sym = dlsym(handle, #symbol); \
+    if (sym == NULL) { \
+        *missing = #symbol; \
+        return -1; \
+    } \
+    spy_py.field = *(PyObject **)sym;
+
     SPY_PYAPI_FUNCTIONS(SPY_LOAD_FUNCTION)
     SPY_PYAPI_OBJECTS(SPY_LOAD_OBJECT)
+    SPY_PYAPI_POINTERS(SPY_LOAD_POINTER)
 #undef SPY_LOAD_FUNCTION
 #undef SPY_LOAD_OBJECT
+#undef SPY_LOAD_POINTER
 
     if (spy_py._PyType_Name == NULL && spy_py.PyType_GetName == NULL) {
         *missing = "PyType_GetName";

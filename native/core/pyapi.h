@@ -32,7 +32,7 @@ typedef PyObject *(*spy_open_code_fn)(PyObject *, void *);
     X(1, int, Py_IsInitialized, (void)) \
     X(1, int, PySys_AddAuditHook, (spy_audit_hook_fn, void *)) \
     X(1, int, PyFile_SetOpenCodeHook, (spy_open_code_fn, void *)) \
-    X(1, PyObject *, PySys_GetObject, (const char *)) \
+    X(1, PyObject *, PyImport_GetModuleDict, (void)) \
     X(1, void, Py_IncRef, (PyObject *)) \
     X(1, void, Py_DecRef, (PyObject *)) \
     X(1, PyObject *, PyObject_Type, (PyObject *)) \
@@ -41,6 +41,7 @@ typedef PyObject *(*spy_open_code_fn)(PyObject *, void *);
     X(0, const char *, _PyType_Name, (PyObject *)) \
     X(0, PyObject *, PyType_GetName, (PyObject *)) \
     X(1, PyObject *, PyObject_GetAttrString, (PyObject *, const char *)) \
+    X(1, PyObject *, PyObject_GetAttr, (PyObject *, PyObject *)) \
     X(1, PyObject *, PyObject_GenericGetDict, (PyObject *, void *)) \
     X(1, PyObject *, PyObject_Str, (PyObject *)) \
     X(1, Py_ssize_t, PyTuple_Size, (PyObject *)) \
@@ -78,7 +79,21 @@ typedef PyObject *(*spy_open_code_fn)(PyObject *, void *);
     X(0, PyObject *, PyFrame_GetCode, (PyObject *)) \
     X(0, void *, PyThreadState_GetUnchecked, (void)) \
     X(0, void *, _PyThreadState_UncheckedGet, (void)) \
-    X(1, unsigned long, PyThread_get_thread_ident, (void))
+    X(1, unsigned long, PyThread_get_thread_ident, (void)) \
+    X(1, PyObject *, PyUnicode_FromString, (const char *)) \
+    X(1, PyObject *, PyUnicode_FromStringAndSize, (const char *, Py_ssize_t)) \
+    X(1, PyObject *, PyObject_CallFunctionObjArgs, (PyObject *, ...)) \
+    X(1, int, PyObject_IsTrue, (PyObject *)) \
+    X(1, PyObject *, Py_CompileString, (const char *, const char *, int)) \
+    X(1, PyObject *, PyEval_EvalCode, (PyObject *, PyObject *, PyObject *)) \
+    X(1, PyObject *, PyDict_New, (void)) \
+    X(1, PyObject *, PyEval_GetBuiltins, (void)) \
+    X(1, int, PyDict_SetItemString, (PyObject *, const char *, PyObject *)) \
+    X(1, PyObject *, PyDict_GetItemString, (PyObject *, const char *)) \
+    X(1, void, PyErr_SetString, (PyObject *, const char *)) \
+    X(1, void *, PyEval_SaveThread, (void)) \
+    X(1, void, PyEval_RestoreThread, (void *)) \
+    X(1, int, PySys_Audit, (const char *, const char *, ...))
 
 /* Objects: types and singletons, looked up by their exported names. */
 #define SPY_PYAPI_OBJECTS(X) \
@@ -91,12 +106,21 @@ typedef PyObject *(*spy_open_code_fn)(PyObject *, void *);
     X(CodeType, PyCode_Type) \
     X(ModuleType, PyModule_Type)
 
+/* Variables holding object pointers (exception types). */
+#define SPY_PYAPI_POINTERS(X) \
+    X(PermissionError, PyExc_PermissionError)
+
+/* Py_file_input and Py_eval_input, stable since Python 2. */
+#define SPY_FILE_INPUT 257
+#define SPY_EVAL_INPUT 258
+
 #define SPY_DECLARE_FUNCTION(required, ret, name, params) ret (*name) params;
 #define SPY_DECLARE_OBJECT(field, symbol) PyObject *field;
 
 struct spy_pyapi {
     SPY_PYAPI_FUNCTIONS(SPY_DECLARE_FUNCTION)
     SPY_PYAPI_OBJECTS(SPY_DECLARE_OBJECT)
+    SPY_PYAPI_POINTERS(SPY_DECLARE_OBJECT)
 };
 
 #undef SPY_DECLARE_FUNCTION

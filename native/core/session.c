@@ -3,9 +3,13 @@
 
 #include "channel.h"
 #include "hooks.h"
+#include "policy.h"
 #include "stream.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -78,8 +82,39 @@ spy_session_start(const struct spy_session_options *options)
         options->log_minimal,
     };
 
+    const char *config;
+    size_t config_len;
+    char error[512];
+    int log;
+
     install_signal_handlers();
-    spy_channel_open_from_environment(&info);
+    for (const char *line = options->config; line != NULL && *line != '\0';) {
+        const char *end = strchrnul(line, '\n');
+
+        if (spy_policy_merge_json(line, (size_t)(end - line), error,
+                                  sizeof(error)) < 0) {
+            spy_fatal("bad policy configuration", error);
+        }
+        line = *end == '\n' ? end + 1 : end;
+    }
+    if (spy_channel_open_from_environment(&info)) {
+        config = spy_channel_config(&config_len);
+        if (spy_policy_merge_json(config, config_len, error,
+                                  sizeof(error)) < 0) {
+            spy_fatal("the editor sent a bad configuration", error);
+        }
+    }
+    if (spy_policy.log_file != NULL) {
+        /* Children share it (O_APPEND keeps their batches whole). */
+        log = open(spy_policy.log_file,
+                   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        if (log < 0) {
+            snprintf(error, sizeof(error), "cannot open the audit log %s",
+                     spy_policy.log_file);
+            spy_fatal(error, strerror(errno));
+        }
+        spy_stream_add(log, 0, "the audit log");
+    }
     atexit(flush_at_exit);
     if (spy_hooks_install(&hooks) < 0) {
         spy_fatal("CPython refused to install the audit hook", NULL);

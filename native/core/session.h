@@ -10,6 +10,8 @@ struct spy_session_options {
     const char *executable;     /* the interpreter, as given */
     const char *python_version; /* "3.12.1" */
     int free_threaded;
+    const char *config;         /* policy configuration: JSON objects, one
+                                 * per line, merged in order; or NULL */
 };
 
 /* Fatal-signal handlers, the channel, the hooks.  Any failure ends the

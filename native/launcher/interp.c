@@ -129,7 +129,7 @@ cache_dir(char *out, size_t size)
 static int
 cache_path(const char *program, char *out, size_t size)
 {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX - 32];
     struct stat st;
     uint64_t h = 1469598103934665603u;
 

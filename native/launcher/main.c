@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "interp.h"
 
+#include "../core/buf.h"
 #include "../core/channel.h"
 #include "../core/pyapi.h"
 #include "../core/session.h"
@@ -39,6 +40,24 @@ static const char USAGE[] =
     "                  stdout per event\n"
     "  --mode MODE     auto (default), dlopen (load the interpreter's\n"
     "                  libpython) or preload (LD_PRELOAD the hooks into it)\n"
+    "\n"
+    "policies (each also a launch.json attribute; GLOB matches event names,\n"
+    "'GLOB if EXPR' adds a Python condition over `event` and `args`):\n"
+    "  --startup-control      only a script file may run: no -c, -m, stdin,\n"
+    "                         REPL, -i or PYTHONSTARTUP\n"
+    "  --deny SPEC            matching events raise PermissionError\n"
+    "  --prompt SPEC          ask on the terminal whether they may proceed\n"
+    "  --lock-hooks           the script may not add audit hooks\n"
+    "  --verify MODE          xattr, warn or manifest: verify every code file\n"
+    "  --verify-exempt DIR    trust a tree without verifying it\n"
+    "  --xattr-name NAME      default user.org.python.x-spython-hash\n"
+    "  --max-code-size BYTES  default 2097152\n"
+    "  --manifest FILE        with --verify manifest: the signed manifest\n"
+    "  --key FILE             its Ed25519 public key (PEM)\n"
+    "  --exec-check           ask the kernel (AT_EXECVE_CHECK) about code\n"
+    "  --syslog GLOB          send matching events to syslog\n"
+    "  --journal GLOB         send matching events to the systemd journal\n"
+    "  --log-file PATH        every record as one JSON line\n"
     "  --help          this text\n"
     "  --version       the launcher's version and protocol version\n"
     "\n"
@@ -59,6 +78,36 @@ struct options {
     int log_minimal;
     enum mode mode;
     int first_python_arg;
+    struct spy_buf config;      /* the policy flags, as configuration JSON */
+};
+
+/* Flags that take a value and become configuration: repeatable ones are
+ * lists. */
+static const struct {
+    const char *flag;
+    const char *key;            /* "a.b": member b of object a */
+    enum { LIST, TEXT, NUMBER } kind;
+} value_flags[] = {
+    {"--deny", "denyEvents", LIST},
+    {"--prompt", "promptEvents", LIST},
+    {"--verify-exempt", "verifyExempt", LIST},
+    {"--syslog", "auditLog.syslog", LIST},
+    {"--journal", "auditLog.journal", LIST},
+    {"--verify", "verifyImports", TEXT},
+    {"--xattr-name", "xattrName", TEXT},
+    {"--manifest", "manifest", TEXT},
+    {"--key", "manifestKey", TEXT},
+    {"--log-file", "auditLog.file", TEXT},
+    {"--max-code-size", "maxCodeSize", NUMBER},
+};
+
+static const struct {
+    const char *flag;
+    const char *key;
+} switch_flags[] = {
+    {"--startup-control", "startupControl"},
+    {"--lock-hooks", "lockHooks"},
+    {"--exec-check", "execCheck"},
 };
 
 static void
@@ -95,12 +144,77 @@ option_value(int argc, char **argv, int *i, const char *name)
     return argv[++*i];
 }
 
+/* Each flag becomes its own one-member configuration object; they are
+ * merged in order, which is what the policy reader does with several
+ * objects anyway (lists append, switches turn on). */
+static void
+add_config(struct options *o, const char *key, const char *value, int kind)
+{
+    const char *dot = strchr(key, '.');
+    struct spy_buf *b = &o->config;
+
+    spy_buf_lit(b, "{\"");
+    spy_buf_put(b, key, dot != NULL ? (size_t)(dot - key) : strlen(key));
+    spy_buf_lit(b, "\":");
+    if (dot != NULL) {
+        spy_buf_lit(b, "{\"");
+        spy_buf_put(b, dot + 1, strlen(dot + 1));
+        spy_buf_lit(b, "\":");
+    }
+    if (kind == NUMBER) {
+        char *end;
+        long long n = strtoll(value, &end, 10);
+
+        if (*value == '\0' || *end != '\0' || n <= 0) {
+            die("%s needs a positive number of bytes, not '%s'", key, value);
+        }
+        spy_buf_put_i64(b, n);
+    }
+    else if (kind == LIST || kind == TEXT) {
+        spy_buf_put(b, kind == LIST ? "[" : "", kind == LIST ? 1 : 0);
+        spy_buf_put_json_string(b, value, strlen(value));
+        spy_buf_put(b, kind == LIST ? "]" : "", kind == LIST ? 1 : 0);
+    }
+    else {
+        spy_buf_lit(b, "true");
+    }
+    spy_buf_put(b, dot != NULL ? "}}\n" : "}\n", dot != NULL ? 3 : 2);
+    if (b->full) {
+        die("too many policy flags");
+    }
+}
+
+/* A policy flag at argv[*i]: returns 1 when it was one. */
+static int
+parse_policy_flag(int argc, char **argv, int *i, struct options *o)
+{
+    const char *value;
+
+    for (size_t k = 0; k < sizeof(value_flags) / sizeof(*value_flags); k++) {
+        value = option_value(argc, argv, i, value_flags[k].flag);
+        if (value != NULL) {
+            add_config(o, value_flags[k].key, value, value_flags[k].kind);
+            return 1;
+        }
+    }
+    for (size_t k = 0; k < sizeof(switch_flags) / sizeof(*switch_flags);
+         k++) {
+        if (strcmp(argv[*i], switch_flags[k].flag) == 0) {
+            add_config(o, switch_flags[k].key, NULL, -1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
+    static char config[64 * 1024];
     int i;
 
     memset(o, 0, sizeof(*o));
+    o->config = (struct spy_buf){config, 0, sizeof(config) - 1, 0};
     for (i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value;
@@ -108,6 +222,9 @@ parse_options(int argc, char **argv, struct options *o)
         if (strcmp(arg, "--") == 0) {
             i++;
             break;
+        }
+        if (parse_policy_flag(argc, argv, &i, o)) {
+            continue;
         }
         if ((value = option_value(argc, argv, &i, "--python")) != NULL) {
             o->python = value;
@@ -146,6 +263,7 @@ parse_options(int argc, char **argv, struct options *o)
         }
     }
     o->first_python_arg = i;
+    o->config.data[o->config.len] = '\0';
     if (o->python == NULL) {
         o->python = getenv("SPYTHON_PYTHON");
     }
@@ -198,6 +316,7 @@ run_preloaded(const struct options *o, const struct spy_interp *interp,
            : o->log_stderr ? "stderr" : o->log_minimal ? "minimal" : "", 1);
     setenv("SPYTHON_PRELOAD_EXECUTABLE", interp->executable, 1);
     setenv("SPYTHON_PRELOAD_VERSION", interp->short_version, 1);
+    setenv("SPYTHON_PRELOAD_CONFIG", o->config.data, 1);
     execv(interp->executable, pargv);
     die("cannot run %s: %s", interp->executable, strerror(errno));
 }
@@ -239,6 +358,7 @@ run_loaded(const struct options *o, const struct spy_interp *interp,
         interp->executable,
         interp->short_version,
         interp->free_threaded,
+        o->config.data,
     };
     spy_session_start(&session);
     status = spy_py.Py_BytesMain(pargc, pargv);

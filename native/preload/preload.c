@@ -32,7 +32,7 @@ __attribute__((constructor)) static void
 spy_preload_start(void)
 {
     const char *missing = NULL;
-    char *options, *executable, *version, *saved;
+    char *options, *executable, *version, *config, *saved;
 
     if (getenv("SPYTHON_PRELOAD_OPTIONS") == NULL) {
         return;     /* not started by the launcher: stay inert */
@@ -40,6 +40,7 @@ spy_preload_start(void)
     options = take("SPYTHON_PRELOAD_OPTIONS");
     executable = take("SPYTHON_PRELOAD_EXECUTABLE");
     version = take("SPYTHON_PRELOAD_VERSION");
+    config = take("SPYTHON_PRELOAD_CONFIG");
     /* Children must not inherit the shim: restore the user's own value. */
     saved = getenv("SPYTHON_PRELOAD_SAVED_LD_PRELOAD");
     if (saved != NULL) {
@@ -67,6 +68,7 @@ spy_preload_start(void)
         executable,
         version,
         0,
+        config,
     };
     spy_session_start(&session);
     atexit(finish_at_exit);

@@ -1,0 +1,154 @@
+#define _GNU_SOURCE
+#include "guard.h"
+
+#include "policy.h"
+#include "prompt.h"
+#include "render.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Which argument says what an event is about; the whole tuple otherwise. */
+static const struct {
+    const char *event;
+    int index;
+} main_argument[] = {
+    {"socket.connect", 1},
+    {"socket.bind", 1},
+    {"socket.sendto", 1},
+    {"socket.getaddrinfo", 0},
+    {"socket.gethostbyname", 0},
+    {"open", 0},
+    {"os.open", 0},
+    {"os.remove", 0},
+    {"os.rename", 0},
+    {"os.system", 0},
+    {"os.exec", 1},
+    {"os.posix_spawn", 1},
+    {"subprocess.Popen", 1},
+    {"import", 0},
+    {"urllib.Request", 0},
+    {"shutil.rmtree", 0},
+};
+
+void
+spy_guard_target(const char *event, PyObject *args, char *out,
+                 size_t out_size)
+{
+    struct spy_buf b = {out, 0, out_size - 4, 0};
+    PyObject *value = NULL;
+
+    for (size_t i = 0; i < sizeof(main_argument) / sizeof(*main_argument);
+         i++) {
+        if (args != NULL && strcmp(event, main_argument[i].event) == 0
+            && spy_py.PyTuple_Size(args) > main_argument[i].index) {
+            value = spy_py.PyTuple_GetItem(args, main_argument[i].index);
+            break;
+        }
+    }
+    if (value != NULL) {
+        spy_render_value(&b, value, SPY_STYLE_REPR, out_size / 2);
+    }
+    else {
+        spy_render_args(&b, args, SPY_STYLE_REPR, out_size / 2);
+    }
+    if (b.full) {
+        /* Cut at a character boundary and say so. */
+        while (b.len > 0 && ((unsigned char)out[b.len] & 0xC0) == 0x80) {
+            b.len--;
+        }
+        memcpy(out + b.len, "...", 3);
+        b.len += 3;
+    }
+    spy_py.PyErr_Clear();
+    out[b.len] = '\0';
+}
+
+void
+spy_guard_decide(const char *event, PyObject *args, int nested,
+                 struct spy_decision *out)
+{
+    out->policy = NULL;
+    out->target[0] = '\0';
+    if (spy_policy.startup_control && strncmp(event, "cpython.run_", 12) == 0
+        && strcmp(event, "cpython.run_file") != 0) {
+        /* -c, -m, stdin, the REPL (and -i after a script), PYTHONSTARTUP,
+         * the interactive hook: only a script file may run. */
+        out->policy = "startupControl";
+    }
+    else if (spy_policy.lock_hooks && strcmp(event, "sys.addaudithook") == 0) {
+        out->policy = "lockHooks";
+    }
+    else if (spy_rules_first("denyEvents", &spy_policy.deny, event, args,
+                            nested) != NULL) {
+        out->policy = "denyEvents";
+    }
+    else if (!nested && spy_policy.prompt.count > 0
+             && spy_rules_first("promptEvents", &spy_policy.prompt, event,
+                               args, nested) != NULL) {
+        spy_guard_target(event, args, out->target, sizeof(out->target));
+        if (!spy_prompt_ask(event, args, out->target)) {
+            out->policy = "promptEvents";
+        }
+        return;
+    }
+    if (out->policy != NULL) {
+        spy_guard_target(event, args, out->target, sizeof(out->target));
+    }
+}
+
+void
+spy_guard_refuse(const char *event, const struct spy_decision *d)
+{
+    char message[SPY_TARGET_MAX + 256];
+
+    snprintf(message, sizeof(message), "[spython] %s refused %s %s",
+             d->policy, event, d->target);
+    spy_py.PyErr_SetString(spy_py.PermissionError, message);
+}
+
+const char *
+spy_guard_tamper_check(void)
+{
+    static PyObject *sys_dict, *original, *reported, *key_audit;
+    PyObject *current;
+
+    if (!spy_py.Py_IsInitialized()) {
+        return NULL;
+    }
+    if (sys_dict == NULL) {
+        PyObject *modules = spy_py.PyImport_GetModuleDict();
+        PyObject *sys = modules != NULL
+            ? spy_py.PyDict_GetItemString(modules, "sys") : NULL;
+
+        key_audit = spy_py.PyUnicode_InternFromString("audit");
+        if (sys == NULL || key_audit == NULL) {
+            spy_py.PyErr_Clear();
+            return NULL;
+        }
+        sys_dict = spy_py.PyModule_GetDict(sys);
+        original = sys_dict != NULL
+            ? spy_py.PyDict_GetItem(sys_dict, key_audit) : NULL;
+        if (original == NULL) {
+            sys_dict = NULL;
+            return NULL;
+        }
+        /* Both live as long as the interpreter; keep them so. */
+        spy_py.Py_IncRef(sys_dict);
+        spy_py.Py_IncRef(original);
+        reported = original;
+    }
+    current = spy_py.PyDict_GetItem(sys_dict, key_audit);
+    if (current == reported) {
+        return NULL;
+    }
+    reported = current;     /* compared by identity only, never used */
+    if (current == original) {
+        return NULL;
+    }
+    return current == NULL ? "sys.audit was deleted: events raised from "
+                             "Python code no longer reach the audit hooks"
+                           : "sys.audit was replaced: events raised from "
+                             "Python code no longer reach the audit hooks";
+}
