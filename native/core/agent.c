@@ -131,3 +131,154 @@ spy_agent_test_condition(struct spy_rule *rule, const char *event,
     }
     return truth;
 }
+
+/* Calls an agent function; returns its result (new reference) or NULL
+ * with the reason in err. */
+static PyObject *
+call_agent(const char *name, char *err, size_t err_size, PyObject *a,
+           PyObject *b, PyObject *c, PyObject *d)
+{
+    PyObject *function = agent_function(name);
+    PyObject *result;
+
+    if (function == NULL) {
+        take_error(err, err_size);
+        return NULL;
+    }
+    result = spy_py.PyObject_CallFunctionObjArgs(function, a, b, c, d, NULL);
+    if (result == NULL) {
+        take_error(err, err_size);
+    }
+    return result;
+}
+
+static PyObject *
+or_none(PyObject *o)
+{
+    return o != NULL ? o : spy_py.None;
+}
+
+/* Copies a str result as UTF-8; 0, or -1 when it is not one. */
+static int
+copy_result(PyObject *text, char *out, size_t out_size)
+{
+    Py_ssize_t n;
+    const char *utf8 = spy_py.PyUnicode_AsUTF8AndSize(text, &n);
+
+    if (utf8 == NULL) {
+        spy_py.PyErr_Clear();
+        return -1;
+    }
+    if ((size_t)n >= out_size) {
+        n = (Py_ssize_t)out_size - 1;
+    }
+    memcpy(out, utf8, (size_t)n);
+    out[n] = '\0';
+    return 0;
+}
+
+int
+spy_agent_format_log(const char *template, const char *event,
+                     PyObject *args, char *out, size_t out_size)
+{
+    PyObject *text = spy_py.PyUnicode_FromString(template);
+    PyObject *name = spy_py.PyUnicode_FromString(event);
+    PyObject *result = NULL;
+    int rc = -1;
+
+    if (text != NULL && name != NULL) {
+        result = call_agent("format_log", out, out_size, text, name,
+                            or_none(args),
+                            or_none(spy_py.PyEval_GetFrame()));
+    }
+    else {
+        take_error(out, out_size);
+    }
+    if (result != NULL) {
+        rc = copy_result(result, out, out_size);
+        spy_py.Py_DecRef(result);
+    }
+    if (text != NULL) {
+        spy_py.Py_DecRef(text);
+    }
+    if (name != NULL) {
+        spy_py.Py_DecRef(name);
+    }
+    return rc;
+}
+
+void
+spy_agent_begin_stop(const char *event, PyObject *args, PyObject *frame,
+                     long thread_id)
+{
+    char err[256];
+    PyObject *name = event != NULL ? spy_py.PyUnicode_FromString(event)
+                                   : NULL;
+    PyObject *tid = spy_py.PyLong_FromUnsignedLong((unsigned long)thread_id);
+    PyObject *result = NULL;
+
+    if (tid != NULL) {
+        result = call_agent("begin_stop", err, sizeof(err), or_none(name),
+                            or_none(args), or_none(frame), tid);
+    }
+    spy_py.PyErr_Clear();
+    if (result != NULL) {
+        spy_py.Py_DecRef(result);
+    }
+    if (name != NULL) {
+        spy_py.Py_DecRef(name);
+    }
+    if (tid != NULL) {
+        spy_py.Py_DecRef(tid);
+    }
+}
+
+void
+spy_agent_end_stop(void)
+{
+    char err[256];
+    PyObject *result = call_agent("end_stop", err, sizeof(err), NULL, NULL,
+                                  NULL, NULL);
+
+    if (result != NULL) {
+        spy_py.Py_DecRef(result);
+    }
+    spy_py.PyErr_Clear();
+}
+
+char *
+spy_agent_request(const char *command, const char *arguments,
+                  size_t arguments_len, char *err, size_t err_size)
+{
+    PyObject *name = spy_py.PyUnicode_FromString(command);
+    PyObject *text = spy_py.PyUnicode_FromStringAndSize(
+        arguments, (Py_ssize_t)arguments_len);
+    PyObject *result = NULL;
+    char *body = NULL;
+
+    if (name != NULL && text != NULL) {
+        result = call_agent("handle_request", err, err_size, name, text,
+                            NULL, NULL);
+    }
+    else {
+        take_error(err, err_size);
+    }
+    if (result != NULL) {
+        Py_ssize_t n;
+        const char *utf8 = spy_py.PyUnicode_AsUTF8AndSize(result, &n);
+
+        body = utf8 != NULL ? strndup(utf8, (size_t)n) : NULL;
+        if (body == NULL) {
+            spy_py.PyErr_Clear();
+            snprintf(err, err_size, "the answer could not be encoded");
+        }
+        spy_py.Py_DecRef(result);
+    }
+    if (name != NULL) {
+        spy_py.Py_DecRef(name);
+    }
+    if (text != NULL) {
+        spy_py.Py_DecRef(text);
+    }
+    return body;
+}

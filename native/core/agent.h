@@ -14,4 +14,21 @@
 int spy_agent_test_condition(struct spy_rule *rule, const char *event,
                              PyObject *args, char *err, size_t err_size);
 
+
+
+/* A logpoint's message, interpolated in the event's frame; 0, or -1 with
+ * the reason in out. */
+int spy_agent_format_log(const char *template, const char *event,
+                         PyObject *args, char *out, size_t out_size);
+
+/* Hands the stop's context to the agent: frame ids and variable
+ * references are counted from here until spy_agent_end_stop(). */
+void spy_agent_begin_stop(const char *event, PyObject *args, PyObject *frame,
+                          long thread_id);
+void spy_agent_end_stop(void);
+
+/* Answers an inspection request: the body as malloc'd JSON text, or NULL
+ * with the reason in err. */
+char *spy_agent_request(const char *command, const char *arguments,
+                        size_t arguments_len, char *err, size_t err_size);
 #endif /* SPY_AGENT_H */

@@ -2,6 +2,7 @@
 #include "channel.h"
 
 #include "buf.h"
+#include "debug.h"
 #include "json.h"
 #include "stream.h"
 
@@ -274,6 +275,7 @@ handle_control(const char *line, size_t n)
 {
     struct control_fields f;
     const char *error = parse_control(line, n, &f);
+    char type[32];
 
     if (error != NULL) {
         send_protocol_error(error, line, n);
@@ -291,6 +293,10 @@ handle_control(const char *line, size_t n)
     }
     if (spy_json_string_is(&f.type, "promptReply")) {
         answer_prompt(&f, line, n);
+        return;
+    }
+    if (spy_json_string(&f.type, type, sizeof(type)) >= 0
+        && spy_debug_control(type, line, n)) {
         return;
     }
     send_protocol_error("unknown control message type", line, n);

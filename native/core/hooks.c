@@ -2,6 +2,7 @@
 #include "hooks.h"
 
 #include "buf.h"
+#include "debug.h"
 #include "guard.h"
 #include "location.h"
 #include "names.h"
@@ -40,6 +41,18 @@ static pthread_key_t scratch_key;
 /* Set while this thread is inside the hook: events our own work raises
  * (object.__getattr__ on 3.8, for one) are not recorded. */
 static __thread int tls_in_hook;
+
+int
+spy_hooks_busy(void)
+{
+    return tls_in_hook;
+}
+
+void
+spy_hooks_set_busy(int busy)
+{
+    tls_in_hook = busy;
+}
 
 static struct scratch *
 get_scratch(void)
@@ -82,7 +95,7 @@ refresh_thread_name(struct scratch *s)
     struct spy_buf b = {s->thread, 0, sizeof(s->thread), 0};
 
     /* During finalization the modules dictionary may already be gone. */
-    if (!spy_names_ready()) {
+    if (!spy_names_ready() || !spy_py.Py_IsInitialized()) {
         return;
     }
     modules = spy_py.PyImport_GetModuleDict();
@@ -151,7 +164,7 @@ put_event_name(struct scratch *s, const char *event)
     return b.len;
 }
 
-static void
+static uint64_t
 emit_record(struct scratch *s, const char *event, PyObject *args,
             const char *denied)
 {
@@ -191,7 +204,7 @@ emit_record(struct scratch *s, const char *event, PyObject *args,
         spy_buf_putc(&b, '"');
     }
     spy_buf_lit(&b, "}\n");
-    spy_stream_record(s->name, name_len, b.data, b.len);
+    return spy_stream_record(s->name, name_len, b.data, b.len);
 }
 
 static void
@@ -329,10 +342,18 @@ audit_hook(const char *event, PyObject *args, void *unused)
         spy_guard_decide(event, args, 0, &decision);
     }
     if (spy_stream_active()) {
-        emit_record(s, event, args, decision.policy);
+        uint64_t seq = emit_record(s, event, args, decision.policy);
+
         /* The process image is about to be replaced. */
         if (event[0] == 'o' && strcmp(event, "os.exec") == 0) {
             spy_stream_flush();
+        }
+        if (spy_debug_active()
+            && spy_debug_event(event, args, seq, decision.policy)
+            && decision.policy == NULL) {
+            decision.policy = "debugger";
+            spy_guard_target(event, args, decision.target,
+                             sizeof(decision.target));
         }
     }
     if (config.log_stderr) {

@@ -12,4 +12,9 @@ struct spy_hooks_config {
  * (CPython refused the hook). */
 int spy_hooks_install(const struct spy_hooks_config *config);
 
+/* Whether this thread is inside the hook (or a stop the hook started):
+ * events raised there are the launcher's own work, not the program's. */
+int spy_hooks_busy(void);
+void spy_hooks_set_busy(int busy);
+
 #endif /* SPY_HOOKS_H */

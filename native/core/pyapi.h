@@ -16,6 +16,10 @@ typedef struct _object PyObject;
 typedef ssize_t Py_ssize_t;
 typedef int (*spy_audit_hook_fn)(const char *, PyObject *, void *);
 typedef PyObject *(*spy_open_code_fn)(PyObject *, void *);
+typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
+
+/* PyTrace_LINE, stable since Python 2. */
+#define SPY_TRACE_LINE 2
 
 /* Type flags: stable values since Python 3.0. */
 #define SPY_TPFLAGS_LONG_SUBCLASS    (1UL << 24)
@@ -93,7 +97,9 @@ typedef PyObject *(*spy_open_code_fn)(PyObject *, void *);
     X(1, void, PyErr_SetString, (PyObject *, const char *)) \
     X(1, void *, PyEval_SaveThread, (void)) \
     X(1, void, PyEval_RestoreThread, (void *)) \
-    X(1, int, PySys_Audit, (const char *, const char *, ...))
+    X(1, int, PySys_Audit, (const char *, const char *, ...)) \
+    X(1, void, PyEval_SetTrace, (spy_trace_fn, PyObject *)) \
+    X(1, int, Py_AddPendingCall, (int (*)(void *), void *))
 
 /* Objects: types and singletons, looked up by their exported names. */
 #define SPY_PYAPI_OBJECTS(X) \

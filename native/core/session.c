@@ -2,6 +2,7 @@
 #include "session.h"
 
 #include "channel.h"
+#include "debug.h"
 #include "hooks.h"
 #include "policy.h"
 #include "stream.h"
@@ -100,7 +101,9 @@ spy_session_start(const struct spy_session_options *options)
     if (spy_channel_open_from_environment(&info)) {
         config = spy_channel_config(&config_len);
         if (spy_policy_merge_json(config, config_len, error,
-                                  sizeof(error)) < 0) {
+                                  sizeof(error)) < 0
+            || spy_debug_configure(config, config_len, error,
+                                   sizeof(error)) < 0) {
             spy_fatal("the editor sent a bad configuration", error);
         }
     }

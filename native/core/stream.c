@@ -312,19 +312,20 @@ put_header(char *p, const char *name, size_t name_len)
     return (size_t)(p - start);
 }
 
-void
+uint64_t
 spy_stream_record(const char *name, size_t name_len, const char *rest,
                   size_t rest_len)
 {
     size_t need = HEADER_SIZE(name_len) + rest_len;
+    uint64_t seq;
 
     if (S.ndests == 0) {
-        return;
+        return 0;
     }
     lock_stream();
     if (S.closed) {
         unlock_stream();
-        return;
+        return 0;
     }
     if (S.child_pending) {
         restart_in_child_locked();
@@ -351,7 +352,9 @@ spy_stream_record(const char *name, size_t name_len, const char *rest,
         write_to_all(rest, rest_len);
         free(header);
     }
+    seq = S.seq;
     unlock_stream();
+    return seq;
 }
 
 void

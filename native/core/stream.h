@@ -28,9 +28,9 @@ int spy_stream_active(void);
 
 /* Commits one record: `{"event":"<name>","seq":N,"ts":T` followed by
  * `rest`, which must start with ',' and end with "}\n".  `name` is
- * already JSON-escaped. */
-void spy_stream_record(const char *name, size_t name_len, const char *rest,
-                       size_t rest_len);
+ * already JSON-escaped.  Returns the record's seq (0: not recorded). */
+uint64_t spy_stream_record(const char *name, size_t name_len,
+                           const char *rest, size_t rest_len);
 
 /* Writes one control line to the socket destination, after the records
  * committed before it. */
