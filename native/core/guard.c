@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "guard.h"
 
+#include "codecheck.h"
 #include "policy.h"
 #include "prompt.h"
 #include "render.h"
@@ -65,35 +66,79 @@ spy_guard_target(const char *event, PyObject *args, char *out,
     out[b.len] = '\0';
 }
 
+/* -c, stdin, the REPL (and -i after a script), PYTHONSTARTUP, the
+ * interactive hook: code that is not a file. */
+static int
+is_interactive_start(const char *event)
+{
+    return strcmp(event, "cpython.run_command") == 0
+           || strcmp(event, "cpython.run_stdin") == 0
+           || strcmp(event, "cpython.run_startup") == 0
+           || strcmp(event, "cpython.run_interactivehook") == 0;
+}
+
+/* spython.code_refused(path, policy, reason): raised by the open_code
+ * hook, already refused; the record names the policy. */
+static const char *
+refused_code_policy(PyObject *args)
+{
+    PyObject *policy = args != NULL && spy_py.PyTuple_Size(args) == 3
+                       ? spy_py.PyTuple_GetItem(args, 1) : NULL;
+    Py_ssize_t n;
+    const char *text = policy != NULL
+        ? spy_py.PyUnicode_AsUTF8AndSize(policy, &n) : NULL;
+
+    spy_py.PyErr_Clear();
+    return text != NULL ? text : "verifyImports";
+}
+
+/* Refusals that come with the launcher's switches rather than rules. */
+static const char *
+switch_policy(const char *event, PyObject *args, struct spy_decision *out)
+{
+    if (strncmp(event, "cpython.run_", 12) == 0) {
+        int run_file = strcmp(event, "cpython.run_file") == 0;
+
+        if (spy_policy.startup_control && !run_file) {
+            return "startupControl";    /* only a script file may run */
+        }
+        if (spy_codecheck_deny_interactive() && is_interactive_start(event)) {
+            return "execCheck";
+        }
+        return run_file ? spy_codecheck_main_script(args, out->target,
+                                                    sizeof(out->target))
+                        : NULL;
+    }
+    if (strcmp(event, "spython.code_refused") == 0) {
+        return refused_code_policy(args);
+    }
+    if (spy_policy.lock_hooks && strcmp(event, "sys.addaudithook") == 0) {
+        return "lockHooks";
+    }
+    return NULL;
+}
+
 void
 spy_guard_decide(const char *event, PyObject *args, int nested,
                  struct spy_decision *out)
 {
-    out->policy = NULL;
     out->target[0] = '\0';
-    if (spy_policy.startup_control && strncmp(event, "cpython.run_", 12) == 0
-        && strcmp(event, "cpython.run_file") != 0) {
-        /* -c, -m, stdin, the REPL (and -i after a script), PYTHONSTARTUP,
-         * the interactive hook: only a script file may run. */
-        out->policy = "startupControl";
-    }
-    else if (spy_policy.lock_hooks && strcmp(event, "sys.addaudithook") == 0) {
-        out->policy = "lockHooks";
-    }
-    else if (spy_rules_first("denyEvents", &spy_policy.deny, event, args,
-                            nested) != NULL) {
+    out->policy = switch_policy(event, args, out);
+    if (out->policy == NULL
+        && spy_rules_first("denyEvents", &spy_policy.deny, event, args,
+                           nested) != NULL) {
         out->policy = "denyEvents";
     }
-    else if (!nested && spy_policy.prompt.count > 0
+    else if (out->policy == NULL && !nested && spy_policy.prompt.count > 0
              && spy_rules_first("promptEvents", &spy_policy.prompt, event,
-                               args, nested) != NULL) {
+                                args, nested) != NULL) {
         spy_guard_target(event, args, out->target, sizeof(out->target));
         if (!spy_prompt_ask(event, args, out->target)) {
             out->policy = "promptEvents";
         }
         return;
     }
-    if (out->policy != NULL) {
+    if (out->policy != NULL && out->target[0] == '\0') {
         spy_guard_target(event, args, out->target, sizeof(out->target));
     }
 }

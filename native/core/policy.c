@@ -2,6 +2,7 @@
 #include "policy.h"
 
 #include "agent.h"
+#include "codecheck.h"
 #include "json.h"
 
 #include <fnmatch.h>
@@ -94,7 +95,9 @@ int
 spy_policy_decides(void)
 {
     return spy_policy.startup_control || spy_policy.lock_hooks
-           || spy_policy.deny.count > 0 || spy_policy.prompt.count > 0;
+           || spy_policy.deny.count > 0 || spy_policy.prompt.count > 0
+           || spy_policy.verify != SPY_VERIFY_OFF || spy_policy.exec_check
+           || spy_codecheck_deny_interactive();
 }
 
 /* ---- reading the configuration ---------------------------------------- */

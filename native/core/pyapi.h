@@ -99,7 +99,11 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, void, PyEval_RestoreThread, (void *)) \
     X(1, int, PySys_Audit, (const char *, const char *, ...)) \
     X(1, void, PyEval_SetTrace, (spy_trace_fn, PyObject *)) \
-    X(1, int, Py_AddPendingCall, (int (*)(void *), void *))
+    X(1, int, Py_AddPendingCall, (int (*)(void *), void *)) \
+    X(1, PyObject *, PyUnicode_EncodeFSDefault, (PyObject *)) \
+    X(1, PyObject *, PyBytes_FromStringAndSize, (const char *, Py_ssize_t)) \
+    X(1, PyObject *, PyImport_ImportModule, (const char *)) \
+    X(1, PyObject *, PyErr_SetFromErrnoWithFilename, (PyObject *, const char *))
 
 /* Objects: types and singletons, looked up by their exported names. */
 #define SPY_PYAPI_OBJECTS(X) \
@@ -114,7 +118,8 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
 
 /* Variables holding object pointers (exception types). */
 #define SPY_PYAPI_POINTERS(X) \
-    X(PermissionError, PyExc_PermissionError)
+    X(PermissionError, PyExc_PermissionError) \
+    X(OSError, PyExc_OSError)
 
 /* Py_file_input and Py_eval_input, stable since Python 2. */
 #define SPY_FILE_INPUT 257

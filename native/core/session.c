@@ -2,6 +2,7 @@
 #include "session.h"
 
 #include "channel.h"
+#include "codecheck.h"
 #include "debug.h"
 #include "hooks.h"
 #include "policy.h"
@@ -122,6 +123,7 @@ spy_session_start(const struct spy_session_options *options)
     if (spy_hooks_install(&hooks) < 0) {
         spy_fatal("CPython refused to install the audit hook", NULL);
     }
+    spy_codecheck_start();
 }
 
 void
