@@ -167,6 +167,8 @@ export class ChannelConnection extends EventEmitter {
   private held: Buffer[] = [];
   /** The socket closed while in 'waiting': finish once the held input is processed. */
   private closedWhileWaiting = false;
+  /** pause() was called: nothing resumes reading but resume(). */
+  private pausedByUser = false;
   /** We closed the socket on purpose: an incomplete tail then is not a "truncated line". */
   private closingOnPurpose = false;
   private nextPingId = 1;
@@ -239,10 +241,12 @@ export class ChannelConnection extends EventEmitter {
   /** Stops reading (the launcher blocks once the socket buffers fill). Lines of a chunk already
    * received are still delivered. */
   pause(): void {
+    this.pausedByUser = true;
     this.socket.pause();
   }
 
   resume(): void {
+    this.pausedByUser = false;
     if (this.state !== 'waiting') this.socket.resume();
   }
 
@@ -468,7 +472,7 @@ export class ChannelConnection extends EventEmitter {
       this.feed(chunk);
     }
     if (this.closedWhileWaiting) this.finish();
-    else if (this.state === 'open') this.socket.resume();
+    else if (this.state === 'open' && !this.pausedByUser) this.socket.resume();
   }
 
   private reject(reason: string): void {

@@ -432,13 +432,22 @@ reconnect_in_child(void)
     return C.fd;
 }
 
+/* Takes a variable out of the environment.  The value is also wiped
+ * where it stands: unsetenv() leaves the process's original environment
+ * block, which /proc/PID/environ shows, untouched. */
 static char *
 take_variable(const char *name)
 {
-    const char *value = getenv(name);
+    char *value = getenv(name);
     char *copy = value != NULL ? strdup(value) : NULL;
 
     unsetenv(name);
+    if (value != NULL) {
+        /* getenv() pointed just past "NAME="; glibc never frees it. */
+        char *entry = value - strlen(name) - 1;
+
+        memset(entry, 0, strlen(entry));
+    }
     return copy;
 }
 

@@ -248,9 +248,20 @@ put_compile_text(struct spy_buf *b, PyObject *args)
     Py_ssize_t total = spy_render_str_body(b, source, COMPILE_SOURCE_MAX,
                                            SPY_STYLE_REPR);
     if (total < 0) {
+        /* bytes or an AST: its repr, cut to as many characters. */
+        size_t start = b->len, end, chars = 0;
+
         spy_render_value(b, source, SPY_STYLE_REPR, ARGS_BUDGET);
+        for (end = start; end < b->len && chars < COMPILE_SOURCE_MAX; end++) {
+            chars += ((unsigned char)b->data[end] & 0xC0) != 0x80;
+        }
+        while (end < b->len && ((unsigned char)b->data[end] & 0xC0) == 0x80) {
+            end++;
+        }
+        total = end < b->len ? COMPILE_SOURCE_MAX + 1 : 0;
+        b->len = end;
     }
-    else if (total > COMPILE_SOURCE_MAX) {
+    if (total > COMPILE_SOURCE_MAX) {
         spy_buf_lit(b, "...");
     }
     return 0;

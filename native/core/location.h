@@ -19,4 +19,9 @@ int spy_location_get(struct spy_location *out);
  * nothing without a frame. */
 void spy_location_put_json(struct spy_buf *b);
 
+/* Whether a process-wide cache of code objects' file and function names
+ * may be used: only where the GIL serializes the hook (not on
+ * free-threaded builds). */
+void spy_location_use_cache(int enabled);
+
 #endif /* SPY_LOCATION_H */

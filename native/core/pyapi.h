@@ -103,7 +103,10 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, PyObject *, PyUnicode_EncodeFSDefault, (PyObject *)) \
     X(1, PyObject *, PyBytes_FromStringAndSize, (const char *, Py_ssize_t)) \
     X(1, PyObject *, PyImport_ImportModule, (const char *)) \
-    X(1, PyObject *, PyErr_SetFromErrnoWithFilename, (PyObject *, const char *))
+    X(1, PyObject *, PyErr_SetFromErrnoWithFilename, (PyObject *, const char *)) \
+    X(1, PyObject *, PyWeakref_NewRef, (PyObject *, PyObject *)) \
+    X(1, PyObject *, PyWeakref_GetObject, (PyObject *)) \
+    X(0, int, PyFrame_GetLasti, (PyObject *))
 
 /* Objects: types and singletons, looked up by their exported names. */
 #define SPY_PYAPI_OBJECTS(X) \

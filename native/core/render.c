@@ -55,22 +55,33 @@ put_hex_escape(struct spy_buf *b, char kind, uint32_t c, int digits)
     spy_buf_put(b, e, (size_t)(2 + digits));
 }
 
-/* Python repr escaping of ASCII specials; other UTF-8 passes through. */
+/* The quote repr() picks: ' unless the text has ' and no ". */
+static char
+repr_quote(const char *s, size_t n)
+{
+    return memchr(s, '\'', n) != NULL && memchr(s, '"', n) == NULL ? '"'
+                                                                   : '\'';
+}
+
+/* Python repr escaping of ASCII specials and of the quote in use; other
+ * UTF-8 passes through. */
 static void
-put_repr_chars(struct spy_buf *b, const char *s, size_t n)
+put_repr_chars(struct spy_buf *b, const char *s, size_t n, char quote)
 {
     size_t run = 0;
 
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
 
-        if (c >= 0x20 && c != 0x7F && c != '\'' && c != '\\') {
+        if (c >= 0x20 && c != 0x7F && c != (unsigned char)quote
+            && c != '\\') {
             continue;
         }
         spy_buf_put(b, s + run, i - run);
         run = i + 1;
         switch (c) {
         case '\'': spy_buf_lit(b, "\\'"); break;
+        case '"': spy_buf_lit(b, "\\\""); break;
         case '\\': spy_buf_lit(b, "\\\\"); break;
         case '\n': spy_buf_lit(b, "\\n"); break;
         case '\r': spy_buf_lit(b, "\\r"); break;
@@ -83,7 +94,8 @@ put_repr_chars(struct spy_buf *b, const char *s, size_t n)
 
 /* One code point from the slow (surrogate-bearing) path. */
 static void
-put_code_point(struct spy_buf *b, uint32_t c, enum spy_style style)
+put_code_point(struct spy_buf *b, uint32_t c, enum spy_style style,
+               char quote)
 {
     if (c >= 0xD800 && c <= 0xDFFF) {
         put_hex_escape(b, 'u', c, 4);
@@ -95,7 +107,7 @@ put_code_point(struct spy_buf *b, uint32_t c, enum spy_style style)
             spy_buf_put_json_chars(b, &ch, 1);
         }
         else {
-            put_repr_chars(b, &ch, 1);
+            put_repr_chars(b, &ch, 1, quote);
         }
     }
     else if (style == SPY_STYLE_JSON && (c == 0x2028 || c == 0x2029)) {
@@ -106,14 +118,18 @@ put_code_point(struct spy_buf *b, uint32_t c, enum spy_style style)
     }
 }
 
-Py_ssize_t
-spy_render_str_body(struct spy_buf *b, PyObject *s, Py_ssize_t max_chars,
-                    enum spy_style style)
+/* The characters of a str, escaped for the style; in the repr style with
+ * `quoted`, inside the quotes repr() would choose.  Returns the string's
+ * whole length, or -1 (error cleared) when it cannot be read. */
+static Py_ssize_t
+put_str(struct spy_buf *b, PyObject *s, Py_ssize_t max_chars,
+        enum spy_style style, int quoted)
 {
     Py_ssize_t total = spy_py.PyUnicode_GetLength(s);
     PyObject *part = NULL;
     const char *utf8;
     Py_ssize_t size;
+    char quote = 0;
 
     if (total < 0) {
         spy_py.PyErr_Clear();
@@ -138,7 +154,11 @@ spy_render_str_body(struct spy_buf *b, PyObject *s, Py_ssize_t max_chars,
             spy_buf_put_json_chars(b, utf8, (size_t)size);
         }
         else {
-            put_repr_chars(b, utf8, (size_t)size);
+            quote = quoted ? repr_quote(utf8, (size_t)size) : 0;
+            if (quote) {
+                spy_buf_putc(b, quote);
+            }
+            put_repr_chars(b, utf8, (size_t)size, quote);
         }
     }
     else {
@@ -147,19 +167,33 @@ spy_render_str_body(struct spy_buf *b, PyObject *s, Py_ssize_t max_chars,
         Py_ssize_t n = spy_py.PyUnicode_GetLength(s);
 
         spy_py.PyErr_Clear();
+        quote = quoted && style == SPY_STYLE_REPR ? '\'' : 0;
+        if (quote) {
+            spy_buf_putc(b, quote);
+        }
         if (n >= 0 && spy_py.PyUnicode_AsUCS4(s, points, n, 0) != NULL) {
             for (Py_ssize_t i = 0; i < n; i++) {
-                put_code_point(b, points[i], style);
+                put_code_point(b, points[i], style, quote);
             }
         }
         else {
             spy_py.PyErr_Clear();
         }
     }
+    if (quote) {
+        spy_buf_putc(b, quote);
+    }
     if (part != NULL) {
         spy_py.Py_DecRef(part);
     }
     return total;
+}
+
+Py_ssize_t
+spy_render_str_body(struct spy_buf *b, PyObject *s, Py_ssize_t max_chars,
+                    enum spy_style style)
+{
+    return put_str(b, s, max_chars, style, 0);
 }
 
 void
@@ -174,7 +208,7 @@ spy_render_type_name(struct spy_buf *b, PyObject *type, int json)
             spy_buf_put_json_chars(b, name, strlen(name));
         }
         else {
-            put_repr_chars(b, name, strlen(name));
+            put_repr_chars(b, name, strlen(name), 0);
         }
         return;
     }
@@ -225,17 +259,19 @@ render_str(struct walk *w, PyObject *o, PyObject *type)
     int truncated = spy_py.PyUnicode_GetLength(o) > SPY_RENDER_STR_MAX;
     Py_ssize_t total;
 
-    if (json && truncated) {
-        spy_buf_lit(b, "{\"$str\":");
+    if (json) {
+        spy_buf_put(b, truncated ? "{\"$str\":\"" : "\"",
+                    truncated ? 9 : 1);
     }
-    spy_buf_putc(b, json ? '"' : '\'');
-    total = spy_render_str_body(b, o, SPY_RENDER_STR_MAX, w->style);
+    total = put_str(b, o, SPY_RENDER_STR_MAX, w->style, 1);
     if (total < 0) {
         b->len = mark;
         render_opaque(w, type, "$type", NULL);
         return;
     }
-    spy_buf_putc(b, json ? '"' : '\'');
+    if (json) {
+        spy_buf_putc(b, '"');
+    }
     if (!truncated) {
         return;
     }
@@ -249,52 +285,76 @@ render_str(struct walk *w, PyObject *o, PyObject *type)
     }
 }
 
+/* The body of a bytes repr: printable ASCII as is, the rest escaped; in
+ * JSON every backslash of it is escaped once more. */
 static void
-render_bytes(struct walk *w, const char *data, Py_ssize_t n)
+put_bytes_body(struct spy_buf *b, const char *data, Py_ssize_t n, char quote,
+               int json)
 {
-    struct spy_buf *b = w->b;
-    int json = w->style == SPY_STYLE_JSON;
-    Py_ssize_t shown = n < SPY_RENDER_BYTES_MAX ? n : SPY_RENDER_BYTES_MAX;
-    /* In JSON the repr body's own backslashes are escaped once more. */
     const char *bs = json ? "\\\\" : "\\";
     size_t bslen = json ? 2 : 1;
 
-    spy_buf_put(b, json ? "{\"$bytes\":\"" : "b'", json ? 11 : 2);
-    for (Py_ssize_t i = 0; i < shown; i++) {
+    for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)data[i];
 
-        if (c >= 0x20 && c < 0x7F && c != '\\' && c != '\'' && c != '"') {
+        if (c >= 0x20 && c < 0x7F && c != '\\'
+            && !(quote != 0 && c == (unsigned char)quote)
+            && !(json && c == '"')) {
             spy_buf_putc(b, (char)c);
             continue;
         }
-        if (c == '"') {
-            spy_buf_put(b, json ? "\\\"" : "\"", json ? 2 : 1);
+        if (json && c == '"') {
+            spy_buf_lit(b, "\\\"");
             continue;
         }
         spy_buf_put(b, bs, bslen);
         switch (c) {
         case '\\': spy_buf_put(b, bs, bslen); break;
-        case '\'': spy_buf_putc(b, '\''); break;
         case '\n': spy_buf_putc(b, 'n'); break;
         case '\r': spy_buf_putc(b, 'r'); break;
         case '\t': spy_buf_putc(b, 't'); break;
         default:
+            if (quote != 0 && c == (unsigned char)quote) {
+                spy_buf_putc(b, (char)c);
+                break;
+            }
             spy_buf_putc(b, 'x');
             spy_buf_putc(b, HEX[c >> 4]);
             spy_buf_putc(b, HEX[c & 15]);
             break;
         }
     }
-    if (json) {
+}
+
+static void
+render_bytes(struct walk *w, const char *data, Py_ssize_t n, int bytearray)
+{
+    struct spy_buf *b = w->b;
+    Py_ssize_t shown = n < SPY_RENDER_BYTES_MAX ? n : SPY_RENDER_BYTES_MAX;
+    char quote;
+
+    if (w->style == SPY_STYLE_JSON) {
+        spy_buf_lit(b, "{\"$bytes\":\"");
+        put_bytes_body(b, data, shown, 0, 1);
         spy_buf_lit(b, "\",\"len\":");
         spy_buf_put_u64(b, (uint64_t)n);
         spy_buf_putc(b, '}');
+        return;
     }
-    else {
-        spy_buf_putc(b, '\'');
-        if (shown < n) {
-            spy_buf_lit(b, "...");
-        }
+    quote = memchr(data, '\'', (size_t)shown) != NULL
+            && memchr(data, '"', (size_t)shown) == NULL ? '"' : '\'';
+    if (bytearray) {
+        spy_buf_lit(b, "bytearray(");
+    }
+    spy_buf_putc(b, 'b');
+    spy_buf_putc(b, quote);
+    put_bytes_body(b, data, shown, quote, 0);
+    spy_buf_putc(b, quote);
+    if (bytearray) {
+        spy_buf_putc(b, ')');
+    }
+    if (shown < n) {
+        spy_buf_lit(b, "...");
     }
 }
 
@@ -324,6 +384,28 @@ render_bits(struct walk *w, PyObject *o)
     }
 }
 
+/* str(o) for an int, without the user code a subclass's __str__ would
+ * run: int's own __repr__ slot is called directly. */
+static PyObject *
+decimal_digits(PyObject *o, PyObject *type)
+{
+    static PyObject *int_repr;
+
+    if (type == spy_py.LongType) {
+        return spy_py.PyObject_Str(o);
+    }
+    if (!spy_py.Py_IsInitialized()) {
+        return NULL;
+    }
+    if (int_repr == NULL) {
+        int_repr = spy_py.PyObject_GetAttrString(spy_py.LongType, "__repr__");
+        if (int_repr == NULL) {
+            return NULL;
+        }
+    }
+    return spy_py.PyObject_CallFunctionObjArgs(int_repr, o, NULL);
+}
+
 static void
 render_int(struct walk *w, PyObject *o, PyObject *type)
 {
@@ -349,12 +431,7 @@ render_int(struct walk *w, PyObject *o, PyObject *type)
         }
         return;
     }
-    if (type != spy_py.LongType) {
-        /* str() of a subclass could run its __str__. */
-        render_bits(w, o);
-        return;
-    }
-    PyObject *digits = spy_py.PyObject_Str(o);
+    PyObject *digits = decimal_digits(o, type);
     const char *text;
     Py_ssize_t n;
 
@@ -550,7 +627,10 @@ render_container(struct walk *w, PyObject *o, PyObject *type,
                 render_opaque(w, type, "$cycle", NULL);
             }
             else {
-                spy_buf_lit(w->b, "...");
+                /* As repr() shows a container inside itself. */
+                spy_buf_put(w->b, (flags & SPY_TPFLAGS_DICT_SUBCLASS) ? "{...}"
+                                  : (flags & SPY_TPFLAGS_TUPLE_SUBCLASS)
+                                  ? "(...)" : "[...]", 5);
             }
             return;
         }
@@ -602,7 +682,7 @@ render(struct walk *w, PyObject *o)
         Py_ssize_t n;
 
         if (spy_py.PyBytes_AsStringAndSize(o, &data, &n) == 0) {
-            render_bytes(w, data, n);
+            render_bytes(w, data, n, 0);
         }
         else {
             spy_py.PyErr_Clear();
@@ -623,7 +703,7 @@ render(struct walk *w, PyObject *o)
     else if (type == spy_py.ByteArrayType
              || spy_py.PyType_IsSubtype(type, spy_py.ByteArrayType)) {
         render_bytes(w, spy_py.PyByteArray_AsString(o),
-                     spy_py.PyByteArray_Size(o));
+                     spy_py.PyByteArray_Size(o), 1);
     }
     else if (type == spy_py.CodeType) {
         render_code(w, o);

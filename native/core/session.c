@@ -5,6 +5,7 @@
 #include "codecheck.h"
 #include "debug.h"
 #include "hooks.h"
+#include "location.h"
 #include "policy.h"
 #include "stream.h"
 
@@ -62,7 +63,7 @@ flush_at_exit(void)
  * launcher and the shim both define _exit so libpython's calls land here
  * first (the executable and LD_PRELOAD objects come first in symbol
  * lookup). */
-void
+__attribute__((visibility("default"))) void
 _exit(int status)
 {
     spy_stream_flush_at_exit();
@@ -90,6 +91,7 @@ spy_session_start(const struct spy_session_options *options)
     int log;
 
     install_signal_handlers();
+    spy_location_use_cache(!options->free_threaded);
     for (const char *line = options->config; line != NULL && *line != '\0';) {
         const char *end = strchrnul(line, '\n');
 
@@ -129,6 +131,12 @@ spy_session_start(const struct spy_session_options *options)
 void
 spy_session_finish(int status, int status_known)
 {
+    static int finished;
+
+    if (finished) {
+        return;
+    }
+    finished = 1;
     if (status_known) {
         spy_channel_send_exit(status);
     }

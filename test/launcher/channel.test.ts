@@ -1,0 +1,561 @@
+// The real launcher against a real ChannelServer (docs/protocol.md): the handshake, the record
+// fields, no loss on any way out of a process, threads, fork, and the reader's side of things
+// (reject, a missing socket, backpressure, a reader that goes away).
+
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ChannelConnection, ChannelServer, ControlMessage } from '../../adapter/channel';
+import { launcherBuilt } from '../helpers/interpreters';
+import { collect, CollectedConnection, runLauncher, RunResult } from '../helpers/run';
+import {
+  baseEnv,
+  ChannelRun,
+  channelTargets,
+  describeResult,
+  needs,
+  parseRecords,
+  Rec,
+  runWithChannel,
+  tempDir,
+  writeFile,
+} from './common';
+
+const NOT_BUILT = launcherBuilt() ? {} : { skip: 'launcher not built (npm run build)' };
+
+function pyStr(s: string): string {
+  return JSON.stringify(s); // a JSON string literal is a valid Python str literal for these paths
+}
+
+/** seq must run 1, 2, … N with no gap and no repeat. */
+function assertSeq(records: Rec[], what = 'records'): void {
+  for (let i = 0; i < records.length; i++) {
+    if (records[i].seq !== i + 1) {
+      assert.fail(`${what}: record #${i + 1} has seq ${records[i].seq} (expected ${i + 1}): a gap or a repeat`);
+    }
+  }
+}
+
+/** The args[0] of every `name` record must be exactly 0, 1, … count-1. */
+function assertCounter(records: Rec[], name: string, count: number): void {
+  const values = records.filter((r) => r.event === name).map((r) => r.args[0]);
+  if (values.length !== count) {
+    const missingFrom = values.findIndex((v, i) => v !== i);
+    assert.fail(
+      `${values.length} '${name}' records arrived, expected ${count}` +
+        (values.length ? ` (first: ${values[0]}, last: ${values[values.length - 1]}, first out of place at #${missingFrom})` : ''),
+    );
+  }
+  for (let i = 0; i < count; i++) {
+    if (values[i] !== i) assert.fail(`'${name}' record #${i} carries ${JSON.stringify(values[i])}, expected ${i}`);
+  }
+}
+
+function single(run: ChannelRun): CollectedConnection {
+  assert.equal(run.connections.length, 1, `expected one channel connection\n${describeResult(run.result)}`);
+  return run.connections[0];
+}
+
+function isInt(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v);
+}
+
+interface Ending {
+  name: string;
+  /** Python lines after the 10,000 events. */
+  code: string[];
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  /** The `exit` control message's status (undefined: the message must be absent). */
+  exitMessage: number | undefined;
+}
+
+const N_EVENTS = 10_000;
+
+const ENDINGS: Ending[] = [
+  { name: 'normal end', code: ['pass'], status: 0, signal: null, exitMessage: 0 },
+  { name: 'sys.exit(3)', code: ['sys.exit(3)'], status: 3, signal: null, exitMessage: 3 },
+  { name: 'uncaught exception', code: ['raise RuntimeError("boom")'], status: 1, signal: null, exitMessage: 1 },
+  { name: 'os._exit(5)', code: ['os._exit(5)'], status: 5, signal: null, exitMessage: undefined },
+  {
+    name: 'SIGTERM to itself',
+    code: ['os.kill(os.getpid(), signal.SIGTERM)', 'time.sleep(5)', 'sys.exit(99)'],
+    status: null,
+    signal: 'SIGTERM',
+    exitMessage: undefined,
+  },
+  {
+    name: 'segfault (ctypes.string_at(0))',
+    code: ['import ctypes', 'ctypes.string_at(0)', 'sys.exit(99)'],
+    status: null,
+    signal: 'SIGSEGV',
+    exitMessage: undefined,
+  },
+  { name: 'os.abort()', code: ['os.abort()', 'sys.exit(99)'], status: null, signal: 'SIGABRT', exitMessage: undefined },
+  {
+    name: 'SIGKILL after a 0.2 s sleep',
+    code: ['time.sleep(0.2)', 'os.kill(os.getpid(), signal.SIGKILL)', 'time.sleep(5)', 'sys.exit(99)'],
+    status: null,
+    signal: 'SIGKILL',
+    exitMessage: undefined,
+  },
+];
+
+for (const target of channelTargets()) {
+  const interp = target.interp;
+  const launch = (pyArgs: string[]) => [...target.modeArgs, '--python', interp?.path ?? 'python3', '--', ...pyArgs];
+
+  describe(`channel on ${target.label}`, { concurrency: 2, ...NOT_BUILT, ...needs(interp) }, () => {
+    const dir = tempDir('spython-channel-');
+
+    // --- one run, several checks ------------------------------------------------------------
+    const basicScript = writeFile(
+      dir,
+      'basic.py',
+      [
+        /* 1 */ 'import os, sys, subprocess',
+        /* 2 */ 'print("env", repr(os.environ.get("SPYTHON_CHANNEL")), repr(os.environ.get("SPYTHON_TOKEN")))',
+        /* 3 */ 'print("pid", os.getpid(), os.getppid())',
+        /* 4 */ 'sys.audit("spy.test", 1)',
+        /* 5 */ 'def where():',
+        /* 6 */ '    sys.audit("spy.func", "x")',
+        /* 7 */ 'where()',
+        /* 8 */ 'child = subprocess.run(["/usr/bin/env"], stdout=subprocess.PIPE).stdout.decode()',
+        /* 9 */ 'print("child-env", [l.split("=")[0] for l in child.splitlines() if l.startswith(("SPYTHON_CHANNEL=", "SPYTHON_TOKEN="))])',
+        /* 10 */ 'with open("/proc/self/environ", "rb") as f: environ = f.read()',
+        /* 11 */ 'print("proc-environ", [v.split(b"=")[0].decode() for v in environ.split(b"\\0") if v.startswith(b"SPYTHON_")])',
+        '',
+      ].join('\n'),
+    );
+    let basic: ChannelRun;
+    let conn: CollectedConnection;
+    let records: Rec[];
+    let out: Record<string, string>;
+    before(async () => {
+      if (!interp) return;
+      basic = await runWithChannel(launch([basicScript]), { cwd: dir });
+      conn = basic.connections[0];
+      out = {};
+      for (const line of basic.result.stdoutText.split('\n')) {
+        const sp = line.indexOf(' ');
+        if (sp > 0) out[line.slice(0, sp)] = line.slice(sp + 1);
+      }
+    });
+
+    test('the script runs and one connection arrives', () => {
+      assert.equal(basic.result.status, 0, describeResult(basic.result));
+      single(basic);
+      assert.equal(conn.protocolErrors.length, 0, conn.protocolErrors.join('\n'));
+      assert.equal(conn.rejected, undefined);
+    });
+
+    test('hello: protocol 1, pid, ppid, python version, mode, executable', () => {
+      const hello = conn.hello;
+      assert.ok(hello, 'no hello');
+      const [pid, ppid] = out.pid.split(' ').map(Number);
+      assert.equal(hello.protocol, 1);
+      assert.equal(hello.pid, pid, 'hello.pid is not the Python process');
+      assert.equal(hello.ppid, ppid, 'hello.ppid is not the parent of the Python process');
+      assert.equal(hello.ppid, process.pid, 'the launcher is not a direct child of the test');
+      assert.equal(hello.python, interp!.version);
+      assert.equal(hello.mode, target.mode);
+      assert.equal(hello.executable, interp!.path);
+      assert.equal(hello.freeThreaded, false);
+      assert.equal(hello.token, basic.server.token);
+    });
+
+    test('SPYTHON_CHANNEL and SPYTHON_TOKEN are not in os.environ, nor in a child process', () => {
+      assert.equal(out.env, 'None None', `the script sees: ${out.env}`);
+      assert.equal(out['child-env'], '[]', `a child process sees: ${out['child-env']}`);
+    });
+
+    test('SPYTHON_TOKEN cannot be read from /proc/self/environ', () => {
+      assert.ok(out['proc-environ'] !== undefined, describeResult(basic.result));
+      assert.ok(
+        !out['proc-environ'].includes('SPYTHON_TOKEN'),
+        `the audited script reads the channel token from /proc/self/environ: ${out['proc-environ']}`,
+      );
+    });
+
+    test('every record is valid JSON with event/seq/ts/pid/ppid/tid/args, seq 1..N without gaps', () => {
+      records = parseRecords(conn);
+      assert.ok(records.length > 10, `only ${records.length} records`);
+      const [pid] = out.pid.split(' ').map(Number);
+      const firstKeys = new Set<string>();
+      for (const [i, r] of records.entries()) {
+        firstKeys.add(Object.keys(r)[0]);
+        assert.equal(typeof r.event, 'string', `record #${i + 1}: event`);
+        assert.equal(r.event, conn.names[i], `record #${i + 1}: name seen by the reader differs`);
+        assert.ok(isInt(r.seq) && isInt(r.ts) && isInt(r.tid), `record #${i + 1}: seq/ts/tid not integers`);
+        assert.equal(r.pid, pid, `record #${i + 1}: pid`);
+        assert.equal(r.ppid, process.pid, `record #${i + 1}: ppid`);
+        assert.ok(Array.isArray(r.args), `record #${i + 1}: args is not an array`);
+        if ('file' in r || 'line' in r || 'func' in r) {
+          assert.ok(typeof r.file === 'string' && isInt(r.line) && typeof r.func === 'string', `record #${i + 1}: location`);
+        }
+        if (i > 0) assert.ok(r.ts >= records[i - 1].ts, `record #${i + 1}: ts went backwards`);
+      }
+      assert.deepEqual([...firstKeys], ['event']);
+      assertSeq(records);
+      assert.equal(conn.records.length, conn.connection.records);
+    });
+
+    test("a record's file/line/func point at the line that raised it", () => {
+      records ??= parseRecords(conn);
+      const t = records.find((r) => r.event === 'spy.test');
+      assert.ok(t, 'no spy.test record');
+      assert.deepEqual(t.args, [1]);
+      assert.equal(t.file, basicScript);
+      assert.equal(t.line, 4);
+      assert.equal(t.func, '<module>');
+      assert.equal(t.thread, 'MainThread');
+      assert.equal(t.tid, t.pid, 'the main thread has tid == pid');
+      const f = records.find((r) => r.event === 'spy.func');
+      assert.ok(f, 'no spy.func record');
+      assert.deepEqual(f.args, ['x']);
+      assert.equal(f.file, basicScript);
+      assert.equal(f.line, 6);
+      assert.equal(f.func, 'where');
+    });
+
+    test("the 'exit' control message carries the status on normal exit", () => {
+      const exits = conn.controls.filter((c) => c.type === 'exit');
+      if (target.mode === 'preload') {
+        // docs/protocol.md: absent in preload mode (the reader takes the status from the process).
+        assert.equal(exits.length, 0, `exit messages in preload mode: ${JSON.stringify(exits)}`);
+        return;
+      }
+      assert.equal(exits.length, 1, `exit messages: ${JSON.stringify(conn.controls)}`);
+      assert.equal(exits[0].status, 0);
+      assert.equal(conn.exitStatus, 0);
+    });
+
+    // --- no loss on every way out ------------------------------------------------------------
+    for (const ending of ENDINGS) {
+      test(`no loss: ${N_EVENTS} events, then ${ending.name}`, async () => {
+        const script = writeFile(
+          dir,
+          `ending_${ending.name.replace(/\W+/g, '_')}.py`,
+          [
+            'import os, sys, signal, time',
+            `for i in range(${N_EVENTS}):`,
+            '    sys.audit("spy.n", i)',
+            ...ending.code,
+            '',
+          ].join('\n'),
+        );
+        const run = await runWithChannel(launch([script]), { cwd: dir });
+        const r = run.result;
+        // Every property is checked, and every failure reported together.
+        const failures: string[] = [];
+        const check = (what: string, fn: () => void) => {
+          try {
+            fn();
+          } catch (err) {
+            failures.push(`${what}: ${(err as Error).message}`);
+          }
+        };
+        const c = run.connections[0];
+        check('connections', () => single(run));
+        check('protocol errors', () => assert.equal(c?.protocolErrors.length, 0, c?.protocolErrors.join('\n')));
+        check('records', () => {
+          const recs = parseRecords(c);
+          assertCounter(recs, 'spy.n', N_EVENTS);
+          assertSeq(recs);
+        });
+        check('signal', () => assert.equal(r.signal, ending.signal));
+        check('status', () => assert.equal(r.status, ending.status));
+        check('exit control message', () =>
+          assert.equal(
+            c?.exitStatus,
+            target.mode === 'preload' ? undefined : ending.exitMessage,
+            JSON.stringify(c?.controls.filter((m) => m.type === 'exit')),
+          ),
+        );
+        if (failures.length) assert.fail(`${failures.join('\n')}\n${describeResult(r)}`);
+      });
+    }
+
+    test('64 threads x 5,000 events: all 320,000 arrive, valid, per-thread order kept', async () => {
+      const script = writeFile(
+        dir,
+        'threads.py',
+        [
+          'import sys, threading',
+          'N, M = 64, 5000',
+          'go = threading.Event()',
+          'def work(t):',
+          '    go.wait()',
+          '    for i in range(M):',
+          '        sys.audit("spy.n", t, i)',
+          'threads = [threading.Thread(target=work, args=(t,), name="w%d" % t) for t in range(N)]',
+          'for th in threads: th.start()',
+          'go.set()',
+          'for th in threads: th.join()',
+          'print("done")',
+          '',
+        ].join('\n'),
+      );
+      const run = await runWithChannel(launch([script]), { cwd: dir, timeoutMs: 180_000 });
+      assert.equal(run.result.status, 0, describeResult(run.result));
+      assert.equal(run.result.stdoutText, 'done\n');
+      const c = single(run);
+      assert.equal(c.protocolErrors.length, 0, c.protocolErrors.slice(0, 5).join('\n'));
+      const count = c.names.filter((n) => n === 'spy.n').length;
+      assert.equal(count, 320_000, 'number of spy.n records');
+      const recs = parseRecords(c);
+      assertSeq(recs);
+      const next = new Array<number>(64).fill(0);
+      const tids = new Array<number | undefined>(64);
+      for (const r of recs) {
+        if (r.event !== 'spy.n') continue;
+        const [t, i] = r.args as [number, number];
+        assert.ok(isInt(t) && t >= 0 && t < 64, `bad thread index ${t}`);
+        if (i !== next[t]) assert.fail(`thread ${t}: counter ${i} arrived when ${next[t]} was due`);
+        next[t]++;
+        tids[t] ??= r.tid;
+        if (r.tid !== tids[t]) assert.fail(`thread ${t}: tid changed from ${tids[t]} to ${r.tid}`);
+        if (r.thread !== `w${t}`) assert.fail(`thread ${t}: thread name ${JSON.stringify(r.thread)}`);
+      }
+      assert.deepEqual(next, new Array<number>(64).fill(5000));
+      assert.equal(new Set(tids).size, 64, 'threads share tids');
+    });
+
+    test("a forked child's events arrive on its own connection", async () => {
+      const script = writeFile(
+        dir,
+        'fork.py',
+        [
+          'import os, sys',
+          'sys.audit("spy.parent", "before")',
+          'pid = os.fork()',
+          'if pid == 0:',
+          '    for i in range(1000):',
+          '        sys.audit("spy.child", i)',
+          '    os._exit(7)',
+          '_, status = os.waitpid(pid, 0)',
+          'sys.audit("spy.parent", "after")',
+          'print(os.getpid(), pid, status >> 8)',
+          '',
+        ].join('\n'),
+      );
+      const run = await runWithChannel(launch([script]), { cwd: dir, minConnections: 2 });
+      assert.equal(run.result.status, 0, describeResult(run.result));
+      const [parentPid, childPid, childStatus] = run.result.stdoutText.trim().split(' ').map(Number);
+      assert.equal(childStatus, 7);
+      assert.equal(run.connections.length, 2, 'expected two connections');
+      const parent = run.connections.find((c) => c.hello?.pid === parentPid);
+      const child = run.connections.find((c) => c.hello?.pid === childPid);
+      assert.ok(parent, `no connection with hello.pid ${parentPid}`);
+      assert.ok(child, `no connection with hello.pid ${childPid}`);
+      assert.equal(child.hello!.ppid, parentPid, "the child's hello.ppid is not the parent's pid");
+      assert.equal(child.hello!.python, interp!.version);
+      assert.equal(child.hello!.mode, target.mode);
+
+      const childRecs = parseRecords(child);
+      assertSeq(childRecs, 'child');
+      assertCounter(childRecs, 'spy.child', 1000);
+      for (const r of childRecs) {
+        assert.equal(r.pid, childPid, `child record ${r.event} carries pid ${r.pid}`);
+        assert.equal(r.ppid, parentPid, `child record ${r.event} carries ppid ${r.ppid}`);
+      }
+      assert.ok(!childRecs.some((r) => r.event === 'spy.parent'), "the parent's events leaked into the child's stream");
+
+      const parentRecs = parseRecords(parent);
+      assertSeq(parentRecs, 'parent');
+      assert.ok(!parentRecs.some((r) => r.event === 'spy.child'), "the child's events arrived on the parent's connection");
+      assert.deepEqual(
+        parentRecs.filter((r) => r.event === 'spy.parent').map((r) => r.args[0]),
+        ['before', 'after'],
+      );
+      for (const r of parentRecs) assert.equal(r.pid, parentPid);
+      assert.equal(parent.exitStatus, target.mode === 'preload' ? undefined : 0);
+      assert.equal(child.exitStatus, undefined, 'os._exit in the child: no exit message');
+    });
+
+    test('os.fork() behaves as without the launcher, but for the documented fork warning', async () => {
+      // Python 3.12+ warns when a process that has other threads forks. With a channel the launcher
+      // runs two helper threads (the flusher and the control reader; README, "Limits"), so that one
+      // DeprecationWarning is the only difference allowed.
+      const program = [
+        'import os, sys',
+        'pid = os.fork()',
+        'if pid == 0:',
+        '    os._exit(0)',
+        'os.waitpid(pid, 0)',
+        'print("forked")',
+      ].join('\n');
+      const pyArgs = ['-c', program];
+      const [direct, run] = await Promise.all([
+        runLauncher([...target.modeArgs, '--python', interp!.path, '--', ...pyArgs], { env: baseEnv() }),
+        runWithChannel(launch(pyArgs), { cwd: dir, minConnections: 1 }),
+      ]);
+      assert.equal(direct.status, 0, describeResult(direct));
+      assert.equal(direct.stdoutText, 'forked\n');
+      const forkWarning =
+        /^<string>:2: DeprecationWarning: This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks in the child\.\n(?: {2}pid = os\.fork\(\)\n)?/;
+      const version = interp!.version.split('.').map(Number);
+      const stderr =
+        version[0] === 3 && version[1] >= 12 ? run.result.stderrText.replace(forkWarning, '') : run.result.stderrText;
+      assert.equal(stderr, direct.stderrText, describeResult(run.result));
+      assert.equal(run.result.stdoutText, direct.stdoutText, describeResult(run.result));
+      assert.equal(run.result.status, direct.status);
+    });
+
+    // --- the reader's side --------------------------------------------------------------------
+    test('a reject answer: exit 125, the reason on stderr, no Python code run', async () => {
+      const marker = path.join(dir, 'rejected-but-ran');
+      const run = await runWithChannel(launch(['-c', `open(${pyStr(marker)}, "w").close(); print("ran")`]), {
+        config: () => {
+          throw new Error('not today, thank you');
+        },
+      });
+      assert.equal(run.result.status, 125, describeResult(run.result));
+      assert.match(run.result.stderrText, /^spython: .*not today, thank you/m, describeResult(run.result));
+      assert.equal(run.result.stdoutText, '');
+      assert.ok(!fs.existsSync(marker), 'Python code ran although the handshake was refused');
+      assert.equal(run.connections[0]?.rejected, 'configuration failed: not today, thank you');
+    });
+
+    test('a wrong token: refused, exit 125, no Python code run', async () => {
+      const marker = path.join(dir, 'wrong-token-but-ran');
+      const run = await runWithChannel(launch(['-c', `open(${pyStr(marker)}, "w").close()`]), {
+        env: { SPYTHON_TOKEN: '0'.repeat(64) },
+      });
+      assert.equal(run.result.status, 125, describeResult(run.result));
+      assert.match(run.result.stderrText, /^spython: .*wrong channel token/m);
+      assert.ok(!fs.existsSync(marker), 'Python code ran');
+    });
+
+    test('a reader that closes without answering: exit 125, no Python code run', async () => {
+      const marker = path.join(dir, 'closed-but-ran');
+      const run = await runWithChannel(launch(['-c', `open(${pyStr(marker)}, "w").close()`]), {
+        onServer: (server) => server.on('connection', (c: ChannelConnection) => c.destroy()),
+      });
+      assert.equal(run.result.status, 125, describeResult(run.result));
+      assert.match(run.result.stderrText, /^spython: /);
+      assert.ok(!fs.existsSync(marker), 'Python code ran');
+    });
+
+    test('a channel path that does not exist: exit 125, no Python code run', async () => {
+      const marker = path.join(dir, 'nochannel-but-ran');
+      const r = await runLauncher(launch(['-c', `open(${pyStr(marker)}, "w").close()`]), {
+        env: baseEnv({ SPYTHON_CHANNEL: path.join(dir, 'no-such-dir', 'sock'), SPYTHON_TOKEN: 'ab'.repeat(32) }),
+      });
+      assert.equal(r.status, 125, describeResult(r));
+      assert.match(r.stderrText, /^spython: /);
+      assert.ok(!fs.existsSync(marker), 'Python code ran');
+    });
+
+    test('backpressure: a paused reader loses nothing (200,000 events)', async () => {
+      let exited = false;
+      let runningWhilePaused: boolean | undefined;
+      const server = await ChannelServer.create();
+      const collector = collect(server);
+      server.on('connection', (c: ChannelConnection) => {
+        // Paused at the first record (not in the 'hello' listener: ChannelConnection resumes the
+        // socket itself right after emitting 'hello', which would undo the pause).
+        c.once('record', () => {
+          c.pause();
+          setTimeout(() => {
+            runningWhilePaused = !exited;
+            c.resume();
+          }, 1000);
+        });
+      });
+      let result: RunResult;
+      let conns: CollectedConnection[];
+      try {
+        result = await runLauncher(
+          launch(['-c', 'import sys\nfor i in range(200000): sys.audit("spy.n", i)\nprint("done")']),
+          { env: baseEnv(), channel: server, timeoutMs: 120_000 },
+        ).finally(() => (exited = true));
+        conns = await collector.all(1, 30_000);
+      } finally {
+        collector.stop();
+        await server.close();
+      }
+      assert.equal(result.status, 0, describeResult(result));
+      assert.equal(result.stdoutText, 'done\n');
+      assert.equal(runningWhilePaused, true, 'the program finished while its reader was paused: writes did not block');
+      assert.equal(conns.length, 1);
+      const recs = parseRecords(conns[0]);
+      assertSeq(recs);
+      assertCounter(recs, 'spy.n', 200_000);
+    });
+
+    test('a reader that goes away mid-run: stderr says so, exit 125', async () => {
+      const server = await ChannelServer.create();
+      const collector = collect(server);
+      let seen = 0;
+      server.on('connection', (c: ChannelConnection) => {
+        c.on('record', (name: string) => {
+          if (name === 'spy.tick' && ++seen === 50) c.destroy();
+        });
+      });
+      let result: RunResult;
+      try {
+        result = await runLauncher(
+          launch([
+            '-c',
+            'import sys, time\nfor i in range(60000):\n    sys.audit("spy.tick", i)\n    time.sleep(0.0005)\nprint("finished unaudited")',
+          ]),
+          { env: baseEnv(), channel: server, timeoutMs: 120_000 },
+        );
+      } finally {
+        collector.stop();
+        await server.close();
+      }
+      assert.equal(result.status, 125, describeResult(result));
+      assert.match(result.stderrText, /^spython: .*audit channel closed/m);
+      assert.ok(!result.stdoutText.includes('finished unaudited'));
+    });
+
+    test('control messages: ping gets pong, an unknown type gets an error, the connection stays up', async () => {
+      const flag = path.join(dir, `control-${Date.now()}`);
+      const got: ControlMessage[] = [];
+      let pingError: unknown;
+      const run = await runWithChannel(
+        launch([
+          '-c',
+          [
+            'import os, sys, time',
+            `while not os.path.exists(${pyStr(flag)}):`,
+            '    time.sleep(0.01)',
+            'sys.audit("spy.after", 1)',
+          ].join('\n'),
+        ]),
+        {
+          timeoutMs: 60_000,
+          onServer: (server) =>
+            server.on('connection', (c: ChannelConnection) => {
+              c.on('control', (m: ControlMessage) => got.push(m));
+              c.once('hello', async () => {
+                try {
+                  await c.ping(20_000);
+                  c.send({ type: 'no-such-type', x: 1 });
+                  c.send({ type: 'ping', id: 77 });
+                  // Wait for the answers before letting the script go on.
+                  for (let i = 0; i < 2000 && !got.some((m) => m.type === 'pong' && m.id === 77); i++) {
+                    await new Promise((r) => setTimeout(r, 10));
+                  }
+                } catch (err) {
+                  pingError = err;
+                } finally {
+                  fs.writeFileSync(flag, '');
+                }
+              });
+            }),
+        },
+      );
+      assert.equal(run.result.status, 0, describeResult(run.result));
+      assert.equal(pingError, undefined, `ping failed: ${pingError}`);
+      const error = got.find((m) => m.type === 'error');
+      assert.ok(error, `no error answer: ${JSON.stringify(got)}`);
+      assert.match(String(error.line), /no-such-type/);
+      assert.ok(got.some((m) => m.type === 'pong' && m.id === 77), `no pong 77: ${JSON.stringify(got)}`);
+      assert.ok(run.connections[0].names.includes('spy.after'));
+    });
+  });
+}

@@ -1,0 +1,183 @@
+// Shared fixtures of the launcher tests (test/launcher/*.test.ts). Not a test file itself.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ChannelServer, ConfigSource } from '../../adapter/channel';
+import { Interpreter, interpreters } from '../helpers/interpreters';
+import { CollectedConnection, collect, runLauncher, RunOptions, RunResult } from '../helpers/run';
+
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  for (const dir of tempDirs) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // best effort
+    }
+  }
+});
+
+/** A fresh temporary directory, removed when the test process exits. */
+export function tempDir(prefix = 'spython-test-'): string {
+  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** This test file's own interpreter-facts cache, so that runs do not depend on ~/.cache. */
+export const CACHE_DIR = tempDir('spython-cache-');
+
+/**
+ * The environment every run gets (launcher and direct interpreter alike): the private cache, and
+ * none of the variables that would make the result depend on the caller's shell.
+ */
+export function baseEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    SPYTHON_CACHE_DIR: CACHE_DIR,
+    SPYTHON_PYTHON: undefined,
+    PYTHONPATH: undefined,
+    PYTHONHOME: undefined,
+    PYTHONSTARTUP: undefined,
+    PYTHONINSPECT: undefined,
+    PYTHONWARNINGS: undefined,
+    PYTHONSAFEPATH: undefined,
+    PYTHONUNBUFFERED: undefined,
+    PYTHONDONTWRITEBYTECODE: undefined,
+    PYTHONFAULTHANDLER: undefined,
+    LD_PRELOAD: undefined,
+    ...extra,
+  };
+}
+
+export const PYENV_37 = '/root/.pyenv/versions/3.7.16/bin/python3';
+
+/**
+ * The interpreter of version 3.`minor` (a pyenv one unless `debian`), or undefined when not installed.
+ */
+export function pythonFor(minor: number, debian = false): Interpreter | undefined {
+  return interpreters().find(
+    (i) =>
+      i.version.startsWith(`3.${minor}.`) &&
+      (debian ? i.path.startsWith('/usr/') : !i.path.startsWith('/usr/')),
+  );
+}
+
+export interface Target {
+  /** Used in test names. */
+  label: string;
+  interp: Interpreter | undefined;
+  /** Launcher options selecting the mode ([] = auto). */
+  modeArgs: string[];
+  /** The mode the hello must report. */
+  mode: 'dlopen' | 'preload';
+}
+
+/** 3.8, 3.12, 3.13 (pyenv, dlopen) and the Debian 3.11 in preload mode. */
+export function channelTargets(): Target[] {
+  const t = (minor: number): Target => ({
+    label: `3.${minor}`,
+    interp: pythonFor(minor),
+    modeArgs: [],
+    mode: 'dlopen',
+  });
+  return [
+    t(8),
+    t(12),
+    t(13),
+    { label: '3.11 (Debian, preload)', interp: pythonFor(11, true), modeArgs: ['--mode', 'preload'], mode: 'preload' },
+  ];
+}
+
+/** Skip option for a test that needs `interp`. */
+export function needs(interp: unknown, what = 'interpreter'): { skip?: string } {
+  return interp ? {} : { skip: `${what} not installed` };
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; results in input order. */
+export async function pool<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** Writes `text` to `dir/name` and returns the path. */
+export function writeFile(dir: string, name: string, text: string): string {
+  const file = path.join(dir, name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+export interface ChannelRun {
+  result: RunResult;
+  /** Every connection, in order of arrival (the first is the launched process). */
+  connections: CollectedConnection[];
+  server: ChannelServer;
+}
+
+/**
+ * Runs the launcher with a fresh ChannelServer and waits until every connection has ended.
+ * `onServer` may attach listeners before the launcher starts.
+ */
+export async function runWithChannel(
+  args: string[],
+  opts: RunOptions & { config?: ConfigSource; onServer?: (server: ChannelServer) => void; minConnections?: number } = {},
+): Promise<ChannelRun> {
+  const server = await ChannelServer.create({ config: opts.config });
+  const collector = collect(server);
+  opts.onServer?.(server);
+  try {
+    const result = await runLauncher(args, {
+      ...opts,
+      env: baseEnv(opts.env),
+      channel: server,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+    });
+    const connections = await collector.all(opts.minConnections ?? 0, 30_000);
+    return { result, connections, server };
+  } finally {
+    collector.stop();
+    await server.close();
+  }
+}
+
+/** Describes a result for assertion messages. */
+export function describeResult(r: RunResult): string {
+  const cut = (s: string) => (s.length > 2000 ? s.slice(0, 2000) + `… (${s.length} chars)` : s);
+  return `status=${r.status} signal=${r.signal}\n--- stdout ---\n${cut(r.stdoutText)}\n--- stderr ---\n${cut(r.stderrText)}`;
+}
+
+export type Rec = {
+  event: string;
+  seq: number;
+  ts: number;
+  pid: number;
+  ppid: number;
+  tid: number;
+  thread?: string | null;
+  file?: string;
+  line?: number;
+  func?: string;
+  args: unknown[];
+  [key: string]: unknown;
+};
+
+/** Parses every record line, failing with the offending line if one is not valid JSON. */
+export function parseRecords(c: CollectedConnection): Rec[] {
+  return c.records.map((line, i) => {
+    const text = line.toString('utf8');
+    try {
+      return JSON.parse(text) as Rec;
+    } catch (err) {
+      throw new Error(`record #${i + 1} is not valid JSON (${(err as Error).message}): ${text.slice(0, 300)}`);
+    }
+  });
+}
