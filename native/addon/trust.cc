@@ -425,7 +425,7 @@ class WalkJob : public Napi::AsyncWorker {
         for (const std::string &e : opt_.exempt) {
             size_t n = e.size();
             if (std::strncmp(resolved, e.c_str(), n) == 0 &&
-                (resolved[n] == '/' || resolved[n] == '\0' || n == 1)) {
+                (resolved[n] == '/' || resolved[n] == '\0')) {
                 hit = true;
                 break;
             }

@@ -50,6 +50,8 @@ take_error(char *err, size_t err_size)
     struct spy_buf b = {err, 0, err_size - 1, 0};
 
     spy_py.PyErr_Fetch(&type, &value, &traceback);
+    /* Before 3.12 a fetched exception may still be a bare (type, args). */
+    spy_py.PyErr_NormalizeException(&type, &value, &traceback);
     if (value != NULL) {
         describe = agent_function("describe_error");
     }
@@ -119,15 +121,15 @@ spy_agent_test_condition(struct spy_rule *rule, const char *event,
         function, rule->compiled, name, args != NULL ? args : spy_py.None,
         frame != NULL ? frame : spy_py.None, NULL);
     spy_py.Py_DecRef(name);
-    if (result == NULL) {
-        take_error(err, err_size);
-        return -1;
+    truth = result != NULL ? spy_py.PyObject_IsTrue(result) : -1;
+    if (result != NULL) {
+        spy_py.Py_DecRef(result);
     }
-    truth = spy_py.PyObject_IsTrue(result);
-    spy_py.Py_DecRef(result);
     if (truth < 0) {
+        /* Events come from every frame: a name the condition uses may
+         * exist only in some of them. */
         take_error(err, err_size);
-        return -1;
+        return -2;
     }
     return truth;
 }
@@ -281,4 +283,17 @@ spy_agent_request(const char *command, const char *arguments,
         spy_py.Py_DecRef(text);
     }
     return body;
+}
+
+void
+spy_agent_flush_standard_streams(void)
+{
+    char err[256];
+    PyObject *result = call_agent("flush_standard_streams", err, sizeof(err),
+                                  NULL, NULL, NULL, NULL);
+
+    if (result != NULL) {
+        spy_py.Py_DecRef(result);
+    }
+    spy_py.PyErr_Clear();
 }

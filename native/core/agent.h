@@ -9,8 +9,8 @@
 #include <stddef.h>
 
 /* 1 when the rule's condition holds for this event, 0 when it does not,
- * -1 when it cannot be evaluated (message in err; the caller reports it
- * once and marks the rule broken). */
+ * -1 when it does not compile (message in err: the rule is broken), -2
+ * when it raised for this event (message in err: no match this time). */
 int spy_agent_test_condition(struct spy_rule *rule, const char *event,
                              PyObject *args, char *err, size_t err_size);
 
@@ -31,4 +31,8 @@ void spy_agent_end_stop(void);
  * with the reason in err. */
 char *spy_agent_request(const char *command, const char *arguments,
                         size_t arguments_len, char *err, size_t err_size);
+/* Flushes sys.stdout and sys.stderr (before the launcher ends the
+ * program itself). */
+void spy_agent_flush_standard_streams(void);
+
 #endif /* SPY_AGENT_H */

@@ -16,6 +16,17 @@ def test_condition(code, event, args, frame):
     return bool(test_value(code, event, args, frame))
 
 
+def flush_standard_streams():
+    """What the program printed reaches its destination before the
+    launcher ends it."""
+    import sys
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or replaced stream: nothing to save
+            pass
+
+
 def describe_error(error):
     """One line for a failed condition: 'NameError: name 'x' is not
     defined'."""

@@ -90,7 +90,7 @@ read_whole(int fd, size_t *size)
     char *data = malloc(cap);
 
     while (data != NULL) {
-        ssize_t k = pread(fd, data + len, cap - len, (off_t)len);
+        ssize_t k = read(fd, data + len, cap - len);
 
         if (k < 0 && errno == EINTR) {
             continue;
@@ -115,6 +115,10 @@ read_whole(int fd, size_t *size)
     }
     return NULL;
 }
+
+/* Code files are opened with O_NONBLOCK: a FIFO is then refused as "not
+ * a regular file" instead of hanging the open.  (Regular files ignore
+ * the flag.) */
 
 /* Checks an open code file.  Returns NULL when it may run (with its
  * bytes in *contents when they were read during verification), else the
@@ -149,6 +153,8 @@ check_fd(int fd, char **contents, size_t *size, char *why, size_t why_size)
              detail[0] ? ": " : "", detail);
     if (spy_policy.verify == SPY_VERIFY_WARN) {
         fprintf(stderr, "spython: verifyImports (warn): %s\n", why);
+        free(*contents);
+        *contents = NULL;
         return NULL;
     }
     return "verifyImports";
@@ -175,11 +181,12 @@ open_code(PyObject *path, void *unused)
 {
     PyObject *encoded, *data, *stream;
     char why[PATH_MAX + 300];
-    const char *policy;
+    const char *policy = NULL;
     char *name, *contents = NULL;
     size_t size = 0;
     Py_ssize_t n;
-    int fd;
+    void *thread_state;
+    int fd, error;
 
     (void)unused;
     encoded = spy_py.PyUnicode_EncodeFSDefault(path);
@@ -190,24 +197,30 @@ open_code(PyObject *path, void *unused)
         spy_py.Py_DecRef(encoded);
         return NULL;
     }
-    fd = open(name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        spy_py.PyErr_SetFromErrnoWithFilename(spy_py.OSError, name);
-        spy_py.Py_DecRef(encoded);
-        return NULL;
-    }
-    policy = check_fd(fd, &contents, &size, why, sizeof(why));
-    if (policy != NULL) {
+    /* Checking and reading block (a slow disk, a FIFO): other threads run
+     * meanwhile, as they do while Python reads a file itself. */
+    thread_state = spy_py.PyEval_SaveThread();
+    fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    error = errno;
+    if (fd >= 0) {
+        policy = check_fd(fd, &contents, &size, why, sizeof(why));
+        if (policy == NULL && contents == NULL) {
+            /* Not verified (exempt, warn mode): read it as Python would,
+             * blocking, from wherever the descriptor stands. */
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+            contents = read_whole(fd, &size);
+            error = errno;
+        }
         close(fd);
+    }
+    spy_py.PyEval_RestoreThread(thread_state);
+    if (fd >= 0 && policy != NULL) {
         spy_py.Py_DecRef(encoded);
         refuse(path, policy, why);
         return NULL;
     }
-    if (contents == NULL) {
-        contents = read_whole(fd, &size);
-    }
-    close(fd);
-    if (contents == NULL) {
+    if (fd < 0 || contents == NULL) {
+        errno = error;
         spy_py.PyErr_SetFromErrnoWithFilename(spy_py.OSError, name);
         spy_py.Py_DecRef(encoded);
         return NULL;
@@ -237,42 +250,70 @@ open_code(PyObject *path, void *unused)
     return stream;
 }
 
-const char *
-spy_codecheck_main_script(PyObject *args, char *why, size_t why_size)
+/* Checks a code file named by a str object, opened here. */
+static const char *
+check_path(PyObject *path, char *why, size_t why_size)
 {
-    PyObject *path, *encoded;
+    PyObject *encoded = spy_py.PyUnicode_EncodeFSDefault(path);
     char *name, *contents = NULL;
     Py_ssize_t n;
     size_t size;
     const char *policy;
     int fd;
 
-    if ((!verifying() && !K.exec_check) || args == NULL
-        || spy_py.PyTuple_Size(args) < 1) {
-        return NULL;
-    }
-    path = spy_py.PyTuple_GetItem(args, 0);
-    encoded = path != NULL ? spy_py.PyUnicode_EncodeFSDefault(path) : NULL;
     if (encoded == NULL || spy_py.PyBytes_AsStringAndSize(encoded, &name,
                                                           &n) < 0) {
         spy_py.PyErr_Clear();
         if (encoded != NULL) {
             spy_py.Py_DecRef(encoded);
         }
-        snprintf(why, why_size, "the main script's name cannot be read");
+        snprintf(why, why_size, "a code file's name cannot be read");
         return verifying() ? "verifyImports" : "execCheck";
     }
-    fd = open(name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        /* Python reports the missing file itself. */
-        spy_py.Py_DecRef(encoded);
-        return NULL;
-    }
+    fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     spy_py.Py_DecRef(encoded);
+    if (fd < 0) {
+        return NULL;        /* Python reports the missing file itself */
+    }
     policy = check_fd(fd, &contents, &size, why, why_size);
     free(contents);
     close(fd);
     return policy;
+}
+
+const char *
+spy_codecheck_main_script(PyObject *args, char *why, size_t why_size)
+{
+    PyObject *path;
+
+    if ((!verifying() && !K.exec_check) || args == NULL
+        || spy_py.PyTuple_Size(args) < 1
+        || (path = spy_py.PyTuple_GetItem(args, 0)) == NULL) {
+        spy_py.PyErr_Clear();
+        return NULL;
+    }
+    return check_path(path, why, why_size);
+}
+
+const char *
+spy_codecheck_bytecode_read(PyObject *args, char *why, size_t why_size)
+{
+    PyObject *path, *mode;
+    Py_ssize_t n, m;
+    const char *text, *how;
+
+    if ((!verifying() && !K.exec_check) || args == NULL
+        || spy_py.PyTuple_Size(args) < 2
+        || (path = spy_py.PyTuple_GetItem(args, 0)) == NULL
+        || (mode = spy_py.PyTuple_GetItem(args, 1)) == NULL
+        || (text = spy_py.PyUnicode_AsUTF8AndSize(path, &n)) == NULL
+        || (how = spy_py.PyUnicode_AsUTF8AndSize(mode, &m)) == NULL
+        || n < 4 || strcmp(text + n - 4, ".pyc") != 0
+        || strpbrk(how, "wax+") != NULL) {
+        spy_py.PyErr_Clear();
+        return NULL;
+    }
+    return check_path(path, why, why_size);
 }
 
 int
@@ -283,23 +324,33 @@ spy_codecheck_deny_interactive(void)
 
 /* Refuses setxattr and friends with EPERM (the linux_xattr sample's
  * rule): the script cannot stamp the files it writes. */
+/* Refuses setxattr and friends with EPERM (the linux_xattr sample's
+ * rule), so the script cannot stamp the files it writes; and the ways
+ * around a syscall filter: the 32-bit and x32 system call tables and
+ * io_uring (which can set xattrs without a system call of its own). */
 static void
 forbid_setxattr(void)
 {
+#define SPY_REFUSE BPF_STMT(BPF_RET | BPF_K, \
+                            SECCOMP_RET_ERRNO | (EPERM & 0xFFFF))
     struct sock_filter filter[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                  offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        SPY_REFUSE,
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                  offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_setxattr, 4, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_lsetxattr, 3, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fsetxattr, 2, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_setxattrat, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 7, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_setxattr, 6, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_lsetxattr, 5, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fsetxattr, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_setxattrat, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_register, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & 0xFFFF)),
+        SPY_REFUSE,
     };
+#undef SPY_REFUSE
     struct sock_fprog program = {sizeof(filter) / sizeof(*filter), filter};
 
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0

@@ -21,6 +21,12 @@ void spy_codecheck_start(void);
 const char *spy_codecheck_main_script(PyObject *args, char *why,
                                       size_t why_size);
 
+/* A .pyc read through a plain open() (CPython's sourceless loader does
+ * not use io.open_code): the `open` event's arguments.  Same answers as
+ * spy_codecheck_main_script. */
+const char *spy_codecheck_bytecode_read(PyObject *args, char *why,
+                                        size_t why_size);
+
 /* Whether -c, stdin and the REPL are refused by the securebits
  * (SECBIT_EXEC_DENY_INTERACTIVE). */
 int spy_codecheck_deny_interactive(void);

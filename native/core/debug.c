@@ -12,6 +12,7 @@
 
 #include <fnmatch.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,6 +385,49 @@ spy_debug_configure(const char *json, size_t len, char *err, size_t err_size)
 
 static int pause_now(void *unused);
 
+/* Takes the GIL for a moment, on a thread of its own: the main thread
+ * then looks at its pending calls when it takes the GIL back.  Never on
+ * the reader thread, which must stay free to bring a stopped thread its
+ * resume. */
+static void *
+nudge_main_thread(void *unused)
+{
+    sigset_t all;
+    int state;
+
+    (void)unused;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    if (spy_py.Py_IsInitialized()) {
+        state = spy_py.PyGILState_Ensure();
+        spy_py.PyGILState_Release(state);
+    }
+    return NULL;
+}
+
+/* Asks the main thread to run pause_now at its next bytecode boundary.
+ * Before 3.13 a pending call added from a thread that is not the main
+ * one may not wake the main thread, hence the nudge. */
+static void
+schedule_pause(void)
+{
+    pthread_t nudge;
+    int add;
+
+    pthread_mutex_lock(&D.lock);
+    add = !D.pause_call_pending;
+    D.pause_call_pending = 1;
+    pthread_mutex_unlock(&D.lock);
+    if (!add || !spy_py.Py_IsInitialized()) {
+        return;
+    }
+    spy_py.Py_AddPendingCall(pause_now, NULL);
+    if (spy_pyapi_thread_state() == NULL
+        && pthread_create(&nudge, NULL, nudge_main_thread, NULL) == 0) {
+        pthread_detach(nudge);
+    }
+}
+
 static void
 queue_for_stopped_thread(const char *line, size_t n)
 {
@@ -457,12 +501,7 @@ spy_debug_control(const char *type, const char *line, size_t n)
     }
     if (strcmp(type, "pause") == 0) {
         D.pause_requested = 1;
-        pthread_mutex_lock(&D.lock);
-        if (!D.pause_call_pending) {
-            D.pause_call_pending = 1;
-            spy_py.Py_AddPendingCall(pause_now, NULL);
-        }
-        pthread_mutex_unlock(&D.lock);
+        schedule_pause();
         return 1;
     }
     if (strcmp(type, "continue") != 0 && strcmp(type, "request") != 0) {
@@ -626,7 +665,12 @@ pause_now(void *unused)
     pthread_mutex_lock(&D.lock);
     D.pause_call_pending = 0;
     pthread_mutex_unlock(&D.lock);
-    if (!D.pause_requested || spy_hooks_busy()) {
+    if (!D.pause_requested) {
+        return 0;
+    }
+    if (spy_hooks_busy()) {
+        /* Inside the hook's own work: try again at the next boundary. */
+        schedule_pause();
         return 0;
     }
     D.pause_requested = 0;
@@ -765,8 +809,12 @@ matching_breakpoint(struct breakpoint_set *set, const char *event,
             holds = spy_agent_test_condition(&bp->rule, event, args, why,
                                              sizeof(why));
             if (holds < 0) {
-                send_breakpoint_error(bp->id, why);
-                bp->rule.broken = 1;
+                /* Not compiling disables it; raising here only skips. */
+                if (!bp->rule.reported) {
+                    send_breakpoint_error(bp->id, why);
+                    bp->rule.reported = 1;
+                }
+                bp->rule.broken = holds == -1;
                 continue;
             }
         }

@@ -1,12 +1,14 @@
 #define _GNU_SOURCE
 #include "guard.h"
 
+#include "agent.h"
 #include "codecheck.h"
 #include "policy.h"
 #include "prompt.h"
 #include "render.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -77,6 +79,22 @@ is_interactive_start(const char *event)
            || strcmp(event, "cpython.run_interactivehook") == 0;
 }
 
+/* The REPL (after -i, after PYTHONSTARTUP, or set up by the script through
+ * PYTHONINSPECT) raises no cpython.run_* event of its own on every
+ * version, but compiles each statement as "<stdin>". */
+static int
+compiles_stdin(PyObject *args)
+{
+    PyObject *name = args != NULL && spy_py.PyTuple_Size(args) >= 2
+                     ? spy_py.PyTuple_GetItem(args, 1) : NULL;
+    Py_ssize_t n;
+    const char *text = name != NULL
+        ? spy_py.PyUnicode_AsUTF8AndSize(name, &n) : NULL;
+
+    spy_py.PyErr_Clear();
+    return text != NULL && strcmp(text, "<stdin>") == 0;
+}
+
 /* spython.code_refused(path, policy, reason): raised by the open_code
  * hook, already refused; the record names the policy. */
 static const char *
@@ -99,6 +117,11 @@ switch_policy(const char *event, PyObject *args, struct spy_decision *out)
     if (strncmp(event, "cpython.run_", 12) == 0) {
         int run_file = strcmp(event, "cpython.run_file") == 0;
 
+        if (spy_policy.startup_control
+            && (strcmp(event, "cpython.run_stdin") == 0
+                || strcmp(event, "cpython.run_interactivehook") == 0)) {
+            out->ends_program = 1;
+        }
         if (spy_policy.startup_control && !run_file) {
             return "startupControl";    /* only a script file may run */
         }
@@ -112,6 +135,19 @@ switch_policy(const char *event, PyObject *args, struct spy_decision *out)
     if (strcmp(event, "spython.code_refused") == 0) {
         return refused_code_policy(args);
     }
+    if (spy_policy.startup_control && strcmp(event, "compile") == 0
+        && compiles_stdin(args)) {
+        out->ends_program = 1;
+        return "startupControl";
+    }
+    if (strcmp(event, "open") == 0) {
+        /* Worded as the open_code hook words its refusals. */
+        const char *policy = spy_codecheck_bytecode_read(args, out->target,
+                                                         sizeof(out->target));
+
+        out->explained = policy != NULL;
+        return policy;
+    }
     if (spy_policy.lock_hooks && strcmp(event, "sys.addaudithook") == 0) {
         return "lockHooks";
     }
@@ -123,6 +159,8 @@ spy_guard_decide(const char *event, PyObject *args, int nested,
                  struct spy_decision *out)
 {
     out->target[0] = '\0';
+    out->explained = 0;
+    out->ends_program = 0;
     out->policy = switch_policy(event, args, out);
     if (out->policy == NULL
         && spy_rules_first("denyEvents", &spy_policy.deny, event, args,
@@ -143,13 +181,40 @@ spy_guard_decide(const char *event, PyObject *args, int nested,
     }
 }
 
+static void
+say(const char *text)
+{
+    ssize_t ignored = write(STDERR_FILENO, text, strlen(text));
+
+    (void)ignored;
+}
+
 void
 spy_guard_refuse(const char *event, const struct spy_decision *d)
 {
     char message[SPY_TARGET_MAX + 256];
 
-    snprintf(message, sizeof(message), "[spython] %s refused %s %s",
-             d->policy, event, d->target);
+    if (d->ends_program) {
+        /* An interactive prompt after the program (-i, PYTHONSTARTUP,
+         * PYTHONINSPECT): CPython ignores, loops on or prompts again after
+         * an exception here, so the program ends, as it would have
+         * without the prompt, but with status 1. */
+        snprintf(message, sizeof(message),
+                 "PermissionError: [spython] %s refused %s %s: an "
+                 "interactive prompt; the program ends\n", d->policy, event,
+                 d->target);
+        spy_agent_flush_standard_streams();
+        say(message);
+        exit(1);
+    }
+    if (d->explained) {
+        snprintf(message, sizeof(message), "[spython] %s refused %s",
+                 d->policy, d->target);
+    }
+    else {
+        snprintf(message, sizeof(message), "[spython] %s refused %s %s",
+                 d->policy, event, d->target);
+    }
     spy_py.PyErr_SetString(spy_py.PermissionError, message);
 }
 

@@ -11,6 +11,10 @@
 struct spy_decision {
     const char *policy;             /* NULL: the event may proceed */
     char target[SPY_TARGET_MAX];    /* the event's main argument, as text */
+    int explained;                  /* target is already a reason
+                                     * ("<path>: hash mismatch ...") */
+    int ends_program;               /* an interactive prompt: the program
+                                     * ends instead of raising */
 };
 
 /* Fills *out.  `nested`: raised by the hook's own work, where conditions
@@ -18,7 +22,8 @@ struct spy_decision {
 void spy_guard_decide(const char *event, PyObject *args, int nested,
                       struct spy_decision *out);
 
-/* Sets the PermissionError a refused event raises in the script. */
+/* Sets the PermissionError a refused event raises in the script (or ends
+ * the program, for an interactive prompt StartupControl refuses). */
 void spy_guard_refuse(const char *event, const struct spy_decision *d);
 
 /* The event's main argument as repr-like text (socket.connect: the

@@ -333,7 +333,7 @@ static int
 audit_hook(const char *event, PyObject *args, void *unused)
 {
     PyObject *type = NULL, *value = NULL, *traceback = NULL;
-    struct spy_decision decision = {NULL, ""};
+    struct spy_decision decision = {NULL, "", 0, 0};
     const char *tamper;
     int had_error;
     struct scratch *s;

@@ -39,7 +39,8 @@ add_rule(struct spy_rules *rules, char *glob, char *condition)
 {
     rules->items = xrealloc(rules->items,
                             (rules->count + 1) * sizeof(*rules->items));
-    rules->items[rules->count++] = (struct spy_rule){glob, condition, NULL, 0};
+    rules->items[rules->count++] = (struct spy_rule){glob, condition, NULL, 0,
+                                                     0};
 }
 
 void
@@ -56,12 +57,21 @@ spy_rules_add_spec(struct spy_rules *rules, const char *spec)
 }
 
 static void
-report_broken_rule(const char *policy, struct spy_rule *rule,
-                   const char *why)
+report_failed_condition(const char *policy, struct spy_rule *rule,
+                        const char *why, int compiles)
 {
-    fprintf(stderr, "spython: %s rule '%s if %s' is ignored: its condition "
-            "failed (%s)\n", policy, rule->glob, rule->condition, why);
-    rule->broken = 1;
+    if (!compiles) {
+        fprintf(stderr, "spython: %s rule '%s if %s' is ignored: its "
+                "condition does not compile (%s)\n", policy, rule->glob,
+                rule->condition, why);
+        rule->broken = 1;
+    }
+    else if (!rule->reported) {
+        fprintf(stderr, "spython: %s rule '%s if %s' does not match where "
+                "its condition raises (%s)\n", policy, rule->glob,
+                rule->condition, why);
+    }
+    rule->reported = 1;
 }
 
 struct spy_rule *
@@ -85,7 +95,7 @@ spy_rules_first(const char *policy, struct spy_rules *rules,
             return rule;
         }
         if (holds < 0) {
-            report_broken_rule(policy, rule, why);
+            report_failed_condition(policy, rule, why, holds == -2);
         }
     }
     return NULL;

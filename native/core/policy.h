@@ -15,7 +15,8 @@ struct spy_rule {
     char *glob;
     char *condition;            /* NULL: always */
     PyObject *compiled;         /* the condition's code, once compiled */
-    int broken;                 /* the condition failed; reported once */
+    int broken;                 /* the condition does not compile */
+    int reported;               /* a failure of it was reported */
 };
 
 struct spy_rules {
@@ -59,9 +60,11 @@ int spy_policy_merge_json(const char *json, size_t len, char *err,
 void spy_rules_add_spec(struct spy_rules *rules, const char *spec);
 
 /* The first rule whose glob matches the event and whose condition holds,
- * or NULL.  A condition that fails is reported once on stderr (naming
- * `policy`) and its rule ignored from then on.  `nested` skips rules with
- * conditions: they cannot be evaluated inside the hook's own work. */
+ * or NULL.  A condition that does not compile is reported on stderr
+ * (naming `policy`) and its rule ignored from then on; one that raises
+ * does not match that event (reported the first time).  `nested` skips
+ * rules with conditions: they cannot be evaluated inside the hook's own
+ * work. */
 struct spy_rule *spy_rules_first(const char *policy, struct spy_rules *rules,
                                  const char *event, PyObject *args,
                                  int nested);

@@ -77,6 +77,8 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, PyObject *, PyErr_Occurred, (void)) \
     X(1, void, PyErr_Fetch, (PyObject **, PyObject **, PyObject **)) \
     X(1, void, PyErr_Restore, (PyObject *, PyObject *, PyObject *)) \
+    X(1, void, PyErr_NormalizeException, \
+      (PyObject **, PyObject **, PyObject **)) \
     X(1, void, PyErr_Clear, (void)) \
     X(1, PyObject *, PyEval_GetFrame, (void)) \
     X(1, int, PyFrame_GetLineNumber, (PyObject *)) \
@@ -101,12 +103,16 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, void, PyEval_SetTrace, (spy_trace_fn, PyObject *)) \
     X(1, int, Py_AddPendingCall, (int (*)(void *), void *)) \
     X(1, PyObject *, PyUnicode_EncodeFSDefault, (PyObject *)) \
+    X(1, PyObject *, PyUnicode_DecodeFSDefaultAndSize, \
+      (const char *, Py_ssize_t)) \
     X(1, PyObject *, PyBytes_FromStringAndSize, (const char *, Py_ssize_t)) \
     X(1, PyObject *, PyImport_ImportModule, (const char *)) \
     X(1, PyObject *, PyErr_SetFromErrnoWithFilename, (PyObject *, const char *)) \
     X(1, PyObject *, PyWeakref_NewRef, (PyObject *, PyObject *)) \
     X(1, PyObject *, PyWeakref_GetObject, (PyObject *)) \
-    X(0, int, PyFrame_GetLasti, (PyObject *))
+    X(0, int, PyFrame_GetLasti, (PyObject *)) \
+    X(1, int, PyGILState_Ensure, (void)) \
+    X(1, void, PyGILState_Release, (int))
 
 /* Objects: types and singletons, looked up by their exported names. */
 #define SPY_PYAPI_OBJECTS(X) \
@@ -122,7 +128,8 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
 /* Variables holding object pointers (exception types). */
 #define SPY_PYAPI_POINTERS(X) \
     X(PermissionError, PyExc_PermissionError) \
-    X(OSError, PyExc_OSError)
+    X(OSError, PyExc_OSError) \
+    X(SystemExit, PyExc_SystemExit)
 
 /* Py_file_input and Py_eval_input, stable since Python 2. */
 #define SPY_FILE_INPUT 257

@@ -108,9 +108,23 @@ put_message(struct spy_buf *b, const char *event, PyObject *args,
         return LEVEL_INFO;
     }
     if (strcmp(event, "os.system") == 0 && argument(args, 0) != NULL) {
+        /* The command arrives encoded; the sample shows it as text. */
+        PyObject *command = argument(args, 0);
+        PyObject *text = NULL;
+        char *data;
+        Py_ssize_t n;
+
+        if (spy_py.PyBytes_AsStringAndSize(command, &data, &n) == 0) {
+            text = spy_py.PyUnicode_DecodeFSDefaultAndSize(data, n);
+        }
+        spy_py.PyErr_Clear();
         spy_buf_lit(b, "os.system(");
-        spy_render_value(b, argument(args, 0), SPY_STYLE_REPR, 500);
+        spy_render_value(b, text != NULL ? text : command, SPY_STYLE_REPR,
+                         500);
         spy_buf_lit(b, ") attempted");
+        if (text != NULL) {
+            spy_py.Py_DecRef(text);
+        }
         return LEVEL_ERR;
     }
     spy_buf_put(b, event, strnlen(event, 256));
