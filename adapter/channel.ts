@@ -732,7 +732,9 @@ export class JsonlWriter extends EventEmitter {
     const data = Buffer.concat(this.batch, this.batchLength);
     this.batch = [];
     this.batchLength = 0;
-    this.stream.write(data);
+    // The stream emits 'drain' only after a write it refused; our own mark can be passed while it
+    // accepts every write, so each completed write looks again.
+    this.stream.write(data, () => this.maybeDrain());
     this.maybeDrain();
   }
 

@@ -1,4 +1,7 @@
-export {};
+// The debug adapter as a program: `node dist/adapter.js` speaks DAP on stdio, `--server=PORT` on a TCP
+// port (one session per connection).
 
-process.stderr.write('spython adapter: not implemented yet\n');
-process.exit(2);
+import { DebugSession } from '@vscode/debugadapter';
+import { SPythonDebugSession } from './session';
+
+DebugSession.run(SPythonDebugSession);

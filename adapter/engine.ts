@@ -1,0 +1,668 @@
+// The engine of a debug session (the runtime beside the DAP session, as MockRuntime is beside
+// MockDebugSession): it runs the program through the hooked launcher with a channel
+// (docs/protocol.md), copies every record into the session's JSONL file, counts events per name,
+// decides what the Debug Console shows (display filter and flood control), tracks threads, stops and
+// prompts, and speaks the launcher's side of "Debugging". It knows nothing of DAP: the session
+// translates its typed events and answers.
+
+import { ChildProcess, spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { BreakpointEntry } from './breakpoints';
+import { EventDisplay } from './catalog';
+import { ChannelConnection, ChannelServer, ControlMessage, HelloMessage, JsonlWriter } from './channel';
+import { LaunchPlan } from './config';
+import { FloodControl } from './flood';
+import { localizeBody, RemoteReferences } from './inspection';
+import { AuditRecord, eventSummary } from './records';
+
+export type ResumeAction = 'allow' | 'deny' | 'step';
+export type StopReason = 'breakpoint' | 'exception' | 'entry' | 'pause' | 'step';
+export type PromptAnswer = 'allow' | 'allowAlways' | 'deny';
+export type InspectionCommand = 'stackTrace' | 'scopes' | 'variables' | 'evaluate';
+
+export interface StopInfo {
+  reason: StopReason;
+  threadId: number;
+  pid: number;
+  /** The entry it stopped on (reasons `breakpoint` and `exception`; absent for `breakOnDenied`). */
+  breakpointId?: number;
+  /** The record of the event it stopped on (absent for `entry` and `pause`). */
+  record?: AuditRecord;
+  /** The launcher's own description of the stop. */
+  description?: string;
+}
+
+export interface ThreadInfo {
+  id: number;
+  name: string;
+}
+
+/** A promptEvents rule matched: the thread waits for `answerPrompt`. */
+export interface PromptInfo {
+  id: number;
+  event: string;
+  target: string;
+  pid: number;
+  tid: number;
+}
+
+export interface LogpointMessage {
+  breakpointId: number;
+  message: string;
+  file?: string;
+  line?: number;
+}
+
+/** Lines flood control held back since the last summary. */
+export type HeldBack = { kind: 'event'; name: string; count: number } | { kind: 'logpoint'; breakpointId: number; count: number };
+
+/** How the program starts in one of the editor's terminals; resolves once it has been started. */
+export type TerminalStarter = (request: {
+  kind: 'integrated' | 'external';
+  cwd: string;
+  args: string[];
+  env: Record<string, string>;
+}) => Promise<void>;
+
+export interface EngineOptions {
+  /** The hooked launcher, dist/bin/spython. */
+  launcher: string;
+  /** Present when the client can run a command in a terminal (DAP runInTerminal). */
+  startInTerminal?: TerminalStarter;
+}
+
+export interface Engine {
+  /** The program's own output (console internalConsole). */
+  on(event: 'programOutput', listener: (category: 'stdout' | 'stderr', text: string) => void): this;
+  /** An event record for the Debug Console (shown by the display filter, admitted by flood control). */
+  on(event: 'auditEvent', listener: (record: AuditRecord) => void): this;
+  on(event: 'heldBack', listener: (heldBack: HeldBack) => void): this;
+  on(event: 'logpoint', listener: (message: LogpointMessage) => void): this;
+  on(event: 'stopped', listener: (stop: StopInfo) => void): this;
+  on(event: 'threadStarted', listener: (thread: ThreadInfo) => void): this;
+  on(event: 'threadExited', listener: (threadId: number) => void): this;
+  on(event: 'prompt', listener: (prompt: PromptInfo) => void): this;
+  on(event: 'breakpointError', listener: (breakpointId: number, message: string) => void): this;
+  /** Something the user should know that is not the program's output (launcher and channel trouble). */
+  on(event: 'notice', listener: (text: string) => void): this;
+  /** The program is over; its exit status (128 + N after signal N), undefined when unknown. */
+  on(event: 'exited', listener: (exitCode: number | undefined) => void): this;
+  /** Everything is over: the last event. */
+  on(event: 'ended', listener: () => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/** Threads tracked for the Threads view; past this many, new ones are not announced. */
+const MAX_THREADS = 256;
+/** How often held-back lines are summarised. */
+const SUMMARY_INTERVAL_MS = 2000;
+/** After SIGTERM, how long the program gets before SIGKILL. */
+const KILL_GRACE_MS = 2000;
+/** After the launcher exits, how long its output pipes may stay open (a child may hold them). */
+const OUTPUT_GRACE_MS = 1000;
+/** In a terminal, how long the launcher may take to connect before the launch is given up. */
+const TERMINAL_CONNECT_MS = 30_000;
+/** How much of the launcher's stderr is kept for the message of a failed launch. */
+const MAX_STARTUP_STDERR = 16 * 1024;
+/** The status with which the launcher reports its own errors (docs/protocol.md). */
+const LAUNCHER_ERROR_STATUS = 125;
+
+export class Engine extends EventEmitter {
+  /** Records received per event name, hidden ones included. */
+  readonly eventCounts = new Map<string, number>();
+  /** Records received in all. */
+  recordCount = 0;
+  /** Records shown in the Debug Console. */
+  shownCount = 0;
+  /** The session's JSONL copy of every record. */
+  runLog: string | undefined;
+
+  private plan!: LaunchPlan;
+  private display!: EventDisplay;
+  private readonly flood = new FloodControl<string | number>();
+  private server: ChannelServer | undefined;
+  private writer: JsonlWriter | undefined;
+  private child: ChildProcess | undefined;
+  /** The process the session launched (the first to connect); the others were forked by it. */
+  private main: LauncherProcess | undefined;
+  private readonly processes = new Set<LauncherProcess>();
+  private readonly threads = new Map<number, ThreadInfo & { process: LauncherProcess }>();
+  private readonly references = new RemoteReferences<LauncherProcess>();
+  private readonly prompts = new Map<number, { process: LauncherProcess; remoteId: number }>();
+  private nextPromptId = 1;
+  private breakpoints: BreakpointEntry[] = [];
+  private breakOnDenied = false;
+  private readonly configured = new Deferred<void>();
+  private readonly started = new Deferred<void>();
+  private readonly ended = new Deferred<void>();
+  private launched = false;
+  private finishing = false;
+  private exitCode: number | undefined;
+  private mainExited = false;
+  private startupStderr = '';
+  private readingPaused = false;
+  private summaryTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: EngineOptions) {
+    super();
+    // A launch that fails is reported by start(); nobody else needs to hear of it.
+    this.started.promise.catch(() => undefined);
+  }
+
+  /**
+   * Starts the program. Resolves once it runs (its `cpython.run_*` event arrived and no policy refused
+   * it, or it stopped before that); rejects with a message saying what went wrong otherwise. The
+   * launcher waits for `configurationDone` before Python starts.
+   */
+  async start(plan: LaunchPlan): Promise<void> {
+    this.plan = plan;
+    this.display = new EventDisplay(plan.showEvents, plan.hideEvents);
+    this.writer = await openRunLog(plan);
+    this.runLog = this.writer.path;
+    this.writer.on('error', (err) => this.emit('notice', `Cannot write ${this.runLog}: ${err.message}`));
+    this.server = await ChannelServer.create({ config: (hello, connection) => this.welcome(hello, connection) });
+    const env = { ...plan.env, ...this.server.env };
+    this.launched = true;
+    this.summaryTimer = setInterval(() => this.reportHeldBack(), SUMMARY_INTERVAL_MS);
+    try {
+      if (plan.console === 'internalConsole') this.spawnLauncher(env);
+      else await this.startInTerminal(env);
+    } catch (err) {
+      void this.finish();
+      throw err;
+    }
+    return this.started.promise;
+  }
+
+  /** The editor has sent its breakpoints: Python may start. */
+  configurationDone(): void {
+    this.configured.resolve();
+  }
+
+  /** Replaces the breakpoints in every process (and in those yet to connect). */
+  setBreakpoints(entries: BreakpointEntry[], breakOnDenied: boolean): void {
+    this.breakpoints = entries;
+    this.breakOnDenied = breakOnDenied;
+    for (const process of this.processes) {
+      process.send({ type: 'setBreakpoints', breakpoints: entries, breakOnDenied });
+    }
+  }
+
+  /**
+   * Resumes a stopped thread: the operation proceeds (`allow`), raises PermissionError (`deny`), or
+   * proceeds and the thread stops at its next event (`step`). `allow` on a thread that is not stopped
+   * resumes every stopped thread (the editor continues the thread it shows, not always the one stopped).
+   */
+  resume(threadId: number, action: ResumeAction): void {
+    const owner = [...this.processes].find((p) => p.stoppedThreads.has(threadId));
+    if (owner) {
+      this.resumeThread(owner, threadId, action);
+      return;
+    }
+    if (action !== 'allow') throw new Error(`Thread ${threadId} is not paused.`);
+    for (const process of this.processes) {
+      for (const tid of [...process.stoppedThreads]) this.resumeThread(process, tid, action);
+    }
+  }
+
+  /** Stops the process running `threadId` (default: the program) at its next bytecode boundary. */
+  pause(threadId?: number): void {
+    const process = (threadId !== undefined ? this.threads.get(threadId)?.process : undefined) ?? this.main;
+    if (!process) throw new Error('The program has not started yet.');
+    if (process.stoppedThreads.size === 0) process.send({ type: 'pause' });
+  }
+
+  /** Every known thread; those of a stopped process as its launcher lists them. */
+  async listThreads(): Promise<ThreadInfo[]> {
+    const result: ThreadInfo[] = [];
+    for (const process of this.processes) {
+      if (process.stoppedThreads.size > 0) {
+        const body = await process.request('threads', {}).catch(() => undefined);
+        if (Array.isArray(body?.threads)) {
+          for (const thread of body.threads as ThreadInfo[]) {
+            // Threads that raised no event yet are news here.
+            this.noteThread(process, thread.id, thread.name);
+            result.push({ id: thread.id, name: threadLabel(process, thread.id, thread.name) });
+          }
+          continue;
+        }
+      }
+      for (const thread of this.threads.values()) {
+        if (thread.process === process) result.push({ id: thread.id, name: thread.name });
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Inspection while a thread is stopped (docs/protocol.md, "Debugging"): DAP-shaped arguments and
+   * body, with frame ids and variable references renumbered for the session.
+   */
+  async inspect(command: InspectionCommand, args: Record<string, any>): Promise<Record<string, unknown>> {
+    let process: LauncherProcess | undefined;
+    const remoteArgs = { ...args };
+    const via = (local: unknown, kind: 'frame' | 'variables', key: string) => {
+      const found = typeof local === 'number' ? this.references.resolve(local, kind) : undefined;
+      if (!found) throw new Error('That frame or variable belongs to a thread that has resumed since.');
+      remoteArgs[key] = found.remote;
+      return found.owner;
+    };
+    switch (command) {
+      case 'stackTrace':
+        // A thread past MAX_THREADS is not tracked: it can only belong to a stopped process.
+        process = this.threads.get(args.threadId)?.process ?? [...this.processes].find((p) => p.stoppedThreads.size > 0);
+        break;
+      case 'scopes':
+        process = via(args.frameId, 'frame', 'frameId');
+        break;
+      case 'variables':
+        process = via(args.variablesReference, 'variables', 'variablesReference');
+        break;
+      case 'evaluate':
+        process =
+          args.frameId !== undefined
+            ? via(args.frameId, 'frame', 'frameId')
+            : [...this.processes].find((p) => p.stoppedThreads.size > 0);
+        break;
+    }
+    if (!process || process.stoppedThreads.size === 0) {
+      throw new Error('The program is running: pause it, or stop on an event, to inspect it.');
+    }
+    const owner = process;
+    const body = await owner.request(command, remoteArgs);
+    return localizeBody(command, body, (kind, remote) => this.references.toLocal(owner, kind, remote));
+  }
+
+  /** Answers a prompt (`allowAlways`: the same event and target pass for the rest of that process). */
+  answerPrompt(id: number, answer: PromptAnswer): void {
+    const prompt = this.prompts.get(id);
+    if (!prompt) throw new Error(`No prompt ${id} is waiting.`);
+    this.prompts.delete(id);
+    prompt.process.send({ type: 'promptReply', id: prompt.remoteId, answer });
+  }
+
+  /** Ends the program and everything it started (SIGTERM, then SIGKILL); resolves when all is over. */
+  async terminate(): Promise<void> {
+    if (!this.launched) return;
+    this.signal('SIGTERM');
+    const timer = setTimeout(() => this.signal('SIGKILL'), KILL_GRACE_MS);
+    await this.ended.promise;
+    clearTimeout(timer);
+  }
+
+  // --- starting ---------------------------------------------------------------------------------
+
+  private spawnLauncher(env: Record<string, string>): void {
+    // Its own process group (detached), so that terminate() reaches everything it started.
+    const child = spawn(this.options.launcher, this.plan.launcherArgs, {
+      cwd: this.plan.cwd,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.forwardOutput(child, 'stdout');
+    this.forwardOutput(child, 'stderr');
+    const outputClosed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    child.once('error', (err) => {
+      this.startFailed(`Cannot run the launcher ${this.options.launcher}: ${err.message}`);
+      this.onMainExit(undefined, Promise.resolve());
+    });
+    child.once('exit', (code, signal) => {
+      const status = code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : undefined);
+      this.onMainExit(status, outputClosed);
+    });
+  }
+
+  private forwardOutput(child: ChildProcess, category: 'stdout' | 'stderr'): void {
+    const decoder = new StringDecoder('utf8');
+    const stream = child[category]!;
+    stream.on('data', (chunk: Buffer) => {
+      const text = decoder.write(chunk);
+      if (category === 'stderr' && !this.started.settled && this.startupStderr.length < MAX_STARTUP_STDERR) {
+        this.startupStderr += text;
+      }
+      if (text) this.emit('programOutput', category, text);
+    });
+    stream.on('end', () => {
+      const rest = decoder.end();
+      if (rest) this.emit('programOutput', category, rest);
+    });
+  }
+
+  private async startInTerminal(env: Record<string, string>): Promise<void> {
+    if (!this.options.startInTerminal) {
+      throw new Error(
+        `"console": "${this.plan.console}" needs a client that can run a command in a terminal (runInTerminal); ` +
+          'use "internalConsole".',
+      );
+    }
+    await this.options.startInTerminal({
+      kind: this.plan.console === 'externalTerminal' ? 'external' : 'integrated',
+      cwd: this.plan.cwd,
+      args: [this.options.launcher, ...this.plan.launcherArgs],
+      env,
+    });
+    // No process handle here: the launcher's own message is in the terminal if it never connects.
+    const timer = setTimeout(() => {
+      if (this.main) return;
+      this.startFailed('The launcher did not connect: see its message in the terminal.');
+      void this.finish();
+    }, TERMINAL_CONNECT_MS);
+    timer.unref();
+  }
+
+  private startFailed(message: string): void {
+    this.started.reject(new Error(message));
+  }
+
+  private onMainExit(status: number | undefined, outputClosed: Promise<void>): void {
+    this.exitCode = status;
+    if (!this.started.settled) {
+      const said = this.startupStderr.trim();
+      if (said) this.startFailed(said);
+      else if (status === LAUNCHER_ERROR_STATUS) this.startFailed(`The launcher failed (status ${status}).`);
+      else this.startFailed(`The program ended (status ${status}) before it started running.`);
+    }
+    // Let the output drain, unless something the program started keeps the pipes open.
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, OUTPUT_GRACE_MS).unref());
+    void Promise.race([outputClosed, grace]).then(() => {
+      this.mainExited = true;
+      this.finishIfOver();
+    });
+  }
+
+  private finishIfOver(): void {
+    const channelOver = !this.main || this.main.ended;
+    // In a terminal the channel is all there is to watch.
+    if (channelOver && (this.mainExited || !this.child)) void this.finish();
+  }
+
+  private async finish(): Promise<void> {
+    if (this.finishing) return;
+    this.finishing = true;
+    clearInterval(this.summaryTimer);
+    this.reportHeldBack();
+    if (this.exitCode === undefined && !this.child) this.exitCode = this.main?.connection.exitStatus;
+    await this.server?.close();
+    try {
+      await this.writer?.close();
+    } catch {
+      // Reported by the writer's 'error' event already.
+    }
+    this.emit('exited', this.exitCode);
+    this.emit('ended');
+    this.ended.resolve();
+  }
+
+  /** Signals the launcher's process group (its own, as spawned here or as a terminal's job), and any
+   * connected process that left it. */
+  private signal(signal: NodeJS.Signals): void {
+    const leader = this.child?.pid ?? this.main?.pid;
+    if (leader === undefined) {
+      void this.finish();
+      return;
+    }
+    if (!kill(-leader, signal)) kill(leader, signal);
+    for (const launcherProcess of this.processes) {
+      if (launcherProcess.pid !== leader) kill(launcherProcess.pid, signal);
+    }
+  }
+
+  // --- the channel ------------------------------------------------------------------------------
+
+  /** The `welcome` configuration of a new connection; the program's own waits for configurationDone. */
+  private welcome(hello: HelloMessage, connection: ChannelConnection): object | Promise<object> {
+    const isMain = this.main === undefined;
+    const launcherProcess = new LauncherProcess(connection, hello.pid, isMain);
+    if (isMain) this.main = launcherProcess;
+    this.processes.add(launcherProcess);
+    connection.on('record', (name, line) => this.onRecord(launcherProcess, name, line));
+    connection.on('control', (msg) => this.onControl(launcherProcess, msg));
+    connection.on('protocolError', (description) =>
+      this.emit('notice', `Channel trouble with process ${hello.pid}: ${description}`),
+    );
+    connection.on('end', () => this.onEnd(launcherProcess));
+    if (this.readingPaused) connection.pause();
+
+    const config = () => ({
+      ...this.plan.launcherConfig,
+      stopOnEntry: isMain ? this.plan.launcherConfig.stopOnEntry : undefined,
+      breakpoints: this.breakpoints,
+      breakOnDenied: this.breakOnDenied,
+    });
+    return isMain ? this.configured.promise.then(config) : config();
+  }
+
+  private onRecord(launcherProcess: LauncherProcess, name: string, line: Buffer): void {
+    this.recordCount++;
+    this.eventCounts.set(name, (this.eventCounts.get(name) ?? 0) + 1);
+    if (this.writer && !this.writer.write(line) && !this.readingPaused) this.pauseReading(this.writer);
+
+    let record: AuditRecord;
+    try {
+      record = JSON.parse(line.toString('utf8')) as AuditRecord;
+    } catch (err) {
+      this.emit('notice', `Process ${launcherProcess.pid} sent a malformed ${name} record: ${(err as Error).message}`);
+      return;
+    }
+    launcherProcess.latest.set(record.tid, record);
+    this.noteThread(launcherProcess, record.tid, record.thread);
+    if (launcherProcess.main && !this.started.settled && name.startsWith('cpython.run_')) {
+      if (record.denied) this.startFailed(`${record.denied} refused to start the program: ${eventSummary(record)}`);
+      else this.started.resolve();
+    }
+    const shown = record.denied !== undefined || this.display.shows(name, record.file);
+    if (shown && this.flood.admit(name)) {
+      this.shownCount++;
+      this.emit('auditEvent', record);
+    }
+  }
+
+  private onControl(launcherProcess: LauncherProcess, msg: ControlMessage): void {
+    const m = msg as Record<string, any>;
+    switch (msg.type) {
+      case 'stopped': {
+        // Stopped during start-up (a .pth file's code, say): Python runs, so the launch has succeeded.
+        if (launcherProcess.main) this.started.resolve();
+        const threadId = m.threadId as number;
+        launcherProcess.stoppedThreads.add(threadId);
+        this.noteThread(launcherProcess, threadId, null);
+        const latest = launcherProcess.latest.get(threadId);
+        this.emit('stopped', {
+          reason: m.reason,
+          threadId,
+          pid: launcherProcess.pid,
+          breakpointId: m.breakpointId,
+          record: latest !== undefined && latest.seq === m.seq ? latest : undefined,
+          description: m.description,
+        } satisfies StopInfo);
+        break;
+      }
+      case 'log':
+        if (this.flood.admit(m.breakpointId)) {
+          this.emit('logpoint', { breakpointId: m.breakpointId, message: m.message, file: m.file, line: m.line });
+        }
+        break;
+      case 'prompt': {
+        const id = this.nextPromptId++;
+        this.prompts.set(id, { process: launcherProcess, remoteId: m.id });
+        this.emit('prompt', { id, event: m.event, target: m.target, pid: m.pid, tid: m.tid } satisfies PromptInfo);
+        break;
+      }
+      case 'breakpointError':
+        this.emit('breakpointError', m.id, m.message);
+        break;
+      case 'response':
+        launcherProcess.settle(m);
+        break;
+      case 'error':
+        this.emit('notice', `The launcher (process ${launcherProcess.pid}) refused a message: ${m.message}`);
+        break;
+    }
+  }
+
+  private onEnd(launcherProcess: LauncherProcess): void {
+    launcherProcess.ended = true;
+    launcherProcess.failRequests();
+    this.processes.delete(launcherProcess);
+    this.references.forget(launcherProcess);
+    for (const [id, prompt] of this.prompts) if (prompt.process === launcherProcess) this.prompts.delete(id);
+    for (const thread of [...this.threads.values()]) {
+      if (thread.process !== launcherProcess) continue;
+      this.threads.delete(thread.id);
+      this.emit('threadExited', thread.id);
+    }
+    if (launcherProcess.main) {
+      // With a process handle, its exit tells why (stderr, status); in a terminal the channel is all there is.
+      if (!this.child) {
+        this.startFailed(
+          launcherProcess.connection.rejectReason ?? 'The program ended before it started running: see the terminal.',
+        );
+      }
+      this.finishIfOver();
+    }
+  }
+
+  private noteThread(launcherProcess: LauncherProcess, tid: number, name: string | null): void {
+    const known = this.threads.get(tid);
+    if (known) {
+      if (name !== null && known.name !== name) known.name = threadLabel(launcherProcess, tid, name);
+      return;
+    }
+    if (this.threads.size >= MAX_THREADS) return;
+    const thread = { id: tid, name: threadLabel(launcherProcess, tid, name), process: launcherProcess };
+    this.threads.set(tid, thread);
+    this.emit('threadStarted', { id: thread.id, name: thread.name });
+  }
+
+  private resumeThread(launcherProcess: LauncherProcess, threadId: number, action: ResumeAction): void {
+    launcherProcess.stoppedThreads.delete(threadId);
+    if (launcherProcess.stoppedThreads.size === 0) this.references.forget(launcherProcess);
+    launcherProcess.send({ type: 'continue', threadId, action });
+  }
+
+  private reportHeldBack(): void {
+    for (const { source, count } of this.flood.takeHeldBack()) {
+      this.emit(
+        'heldBack',
+        typeof source === 'number'
+          ? { kind: 'logpoint', breakpointId: source, count }
+          : { kind: 'event', name: source, count },
+      );
+    }
+  }
+
+  /** The JSONL file is behind: stop reading until what it holds is written (the launcher waits meanwhile). */
+  private pauseReading(writer: JsonlWriter): void {
+    this.readingPaused = true;
+    for (const launcherProcess of this.processes) launcherProcess.connection.pause();
+    // Not the writer's 'drain', which never comes when the file stream took the batch that crossed the
+    // high-water mark without complaint; flush() always settles.
+    const resume = () => this.resumeReading();
+    writer.flush().then(resume, resume);
+  }
+
+  private resumeReading(): void {
+    this.readingPaused = false;
+    for (const launcherProcess of this.processes) launcherProcess.connection.resume();
+  }
+}
+
+/** One connected process: its channel, the requests it has yet to answer, its stopped threads. */
+class LauncherProcess {
+  /** The latest record of each thread: what a stop is about. */
+  readonly latest = new Map<number, AuditRecord>();
+  readonly stoppedThreads = new Set<number>();
+  ended = false;
+  private nextRequestId = 1;
+  private readonly pending = new Map<number, Deferred<Record<string, unknown>>>();
+
+  constructor(
+    readonly connection: ChannelConnection,
+    readonly pid: number,
+    /** The program the session launched, not a process it forked. */
+    readonly main: boolean,
+  ) {}
+
+  send(msg: object): void {
+    this.connection.send(msg);
+  }
+
+  request(command: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (this.ended) return Promise.reject(new Error(`Process ${this.pid} has ended.`));
+    const id = this.nextRequestId++;
+    const answer = new Deferred<Record<string, unknown>>();
+    this.pending.set(id, answer);
+    this.send({ type: 'request', id, command, arguments: args });
+    return answer.promise;
+  }
+
+  settle(msg: Record<string, any>): void {
+    const answer = this.pending.get(msg.id);
+    if (!answer) return;
+    this.pending.delete(msg.id);
+    if (msg.success) answer.resolve((msg.body ?? {}) as Record<string, unknown>);
+    else answer.reject(new Error(String(msg.message ?? 'the launcher could not answer')));
+  }
+
+  failRequests(): void {
+    for (const answer of this.pending.values()) answer.reject(new Error(`Process ${this.pid} has ended.`));
+    this.pending.clear();
+  }
+}
+
+class Deferred<T> {
+  readonly promise: Promise<T>;
+  settled = false;
+  private resolveFn!: (value: T) => void;
+  private rejectFn!: (err: Error) => void;
+
+  constructor() {
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.resolveFn = resolve;
+      this.rejectFn = reject;
+    });
+  }
+
+  resolve(value: T): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolveFn(value);
+  }
+
+  reject(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.rejectFn(err);
+  }
+}
+
+/** Sends a signal; false when there is no such process (group). */
+function kill(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function threadLabel(launcherProcess: LauncherProcess, tid: number, name: string | null): string {
+  const label = name ?? (tid === launcherProcess.pid ? 'MainThread' : `Thread ${tid}`);
+  return launcherProcess.main ? label : `${label} (pid ${launcherProcess.pid})`;
+}
+
+/** `<runsDir>/<time>-<program>-<random>.jsonl`, readable by the user only. */
+async function openRunLog(plan: LaunchPlan): Promise<JsonlWriter> {
+  await fsp.mkdir(plan.runsDir, { recursive: true, mode: 0o700 });
+  const time = new Date().toISOString().replace(/[:.]/g, '-');
+  const program = path.basename(plan.title).replace(/[^\w.-]+/g, '_');
+  const file = path.join(plan.runsDir, `${time}-${program}-${crypto.randomBytes(3).toString('hex')}.jsonl`);
+  return new JsonlWriter(file, { flags: 'w' });
+}

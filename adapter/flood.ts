@@ -1,0 +1,75 @@
+// Flood control for the Debug Console: a program raising millions of events must not bury the editor
+// (VS Code slows down past a few thousand console lines). Each source of lines (an event name, a
+// logpoint) has a token bucket — a burst, then a steady rate — and all of them together have another;
+// what does not fit is counted and later summarised as `… N more `open` events`. The audit log and the
+// views still get every record.
+
+export interface FloodLimits {
+  /** Lines one source may show at once before its rate applies. */
+  burstPerSource: number;
+  /** Lines per second one source may show after its burst. */
+  ratePerSource: number;
+  /** The same two for all sources together. */
+  burstTotal: number;
+  rateTotal: number;
+}
+
+const DEFAULT_FLOOD_LIMITS: FloodLimits = {
+  burstPerSource: 100,
+  ratePerSource: 10,
+  burstTotal: 400,
+  rateTotal: 100,
+};
+
+interface Bucket {
+  tokens: number;
+  /** When the tokens were last topped up (ms). */
+  at: number;
+}
+
+/** `Key` tells the sources apart: event names, logpoint ids... */
+export class FloodControl<Key> {
+  private readonly perSource = new Map<Key, Bucket>();
+  private readonly total: Bucket;
+  private heldBack = new Map<Key, number>();
+
+  constructor(
+    private readonly limits: FloodLimits = DEFAULT_FLOOD_LIMITS,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.total = { tokens: limits.burstTotal, at: now() };
+  }
+
+  /** True when a line from `source` may be shown now; otherwise it is counted as held back. */
+  admit(source: Key): boolean {
+    const now = this.now();
+    let bucket = this.perSource.get(source);
+    if (!bucket) {
+      bucket = { tokens: this.limits.burstPerSource, at: now };
+      this.perSource.set(source, bucket);
+    }
+    refill(bucket, now, this.limits.burstPerSource, this.limits.ratePerSource);
+    refill(this.total, now, this.limits.burstTotal, this.limits.rateTotal);
+    if (bucket.tokens >= 1 && this.total.tokens >= 1) {
+      bucket.tokens--;
+      this.total.tokens--;
+      return true;
+    }
+    this.heldBack.set(source, (this.heldBack.get(source) ?? 0) + 1);
+    return false;
+  }
+
+  /** The sources with lines held back since the last call, and how many; starts counting afresh. */
+  takeHeldBack(): Array<{ source: Key; count: number }> {
+    const taken = [...this.heldBack].map(([source, count]) => ({ source, count }));
+    this.heldBack = new Map();
+    return taken;
+  }
+}
+
+function refill(bucket: Bucket, now: number, burst: number, rate: number): void {
+  const elapsed = now - bucket.at;
+  if (elapsed <= 0) return;
+  bucket.tokens = Math.min(burst, bucket.tokens + (elapsed * rate) / 1000);
+  bucket.at = now;
+}

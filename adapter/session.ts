@@ -1,0 +1,377 @@
+// The debug session: translates DAP to the engine and the engine's events to DAP (as
+// MockDebugSession does for MockRuntime). It never imports `vscode`: it runs inline in the extension,
+// standalone (`node dist/adapter.js`, on stdio or --server=PORT) and under the CLI.
+//
+// Beyond standard DAP: the custom request `deny` ({threadId}) resumes a stopped thread and makes the
+// audited operation raise PermissionError; the custom event `spythonPrompt` ({id, event, target, pid,
+// tid}) asks whether an operation matching promptEvents may proceed, answered by the custom request
+// `spythonPromptReply` ({id, answer: "allow" | "allowAlways" | "deny"}).
+
+import * as path from 'node:path';
+import {
+  BreakpointEvent,
+  DebugSession,
+  ExitedEvent,
+  InitializedEvent,
+  OutputEvent,
+  Source,
+  StoppedEvent,
+  TerminatedEvent,
+  ThreadEvent,
+} from '@vscode/debugadapter';
+import { DebugProtocol } from '@vscode/debugprotocol';
+import { BreakpointRegistry, FilterRequest } from './breakpoints';
+import { DENIED_CATEGORY, EVENT_CATEGORIES } from './catalog';
+import { LaunchPlan, planLaunch } from './config';
+import { Engine, HeldBack, InspectionCommand, PromptAnswer, StopInfo, TerminalStarter } from './engine';
+import { AuditRecord, eventLine, eventSummary } from './records';
+
+/** The launcher: dist/bin/spython beside the bundle (dist/adapter.js), unless SPYTHON_LAUNCHER says otherwise. */
+const LAUNCHER = process.env.SPYTHON_LAUNCHER ?? path.join(__dirname, 'bin', 'spython');
+/** How long the editor may take to open a terminal for the program. */
+const RUN_IN_TERMINAL_TIMEOUT_MS = 15_000;
+/** Event names listed in the closing summary. */
+const SUMMARY_TOP_EVENTS = 8;
+const PROMPT_ANSWERS: readonly PromptAnswer[] = ['allow', 'allowAlways', 'deny'];
+
+/** Error ids of failed responses. */
+const enum ErrorId {
+  Launch = 1001,
+  Request = 1002,
+}
+
+export class SPythonDebugSession extends DebugSession {
+  private engine: Engine | undefined;
+  private readonly breakpoints = new BreakpointRegistry();
+  private configurationIsDone = false;
+  private clientRunsInTerminal = false;
+
+  constructor() {
+    super();
+    this.setDebuggerLinesStartAt1(true);
+    this.setDebuggerColumnsStartAt1(true);
+  }
+
+  protected initializeRequest(
+    response: DebugProtocol.InitializeResponse,
+    args: DebugProtocol.InitializeRequestArguments,
+  ): void {
+    this.clientRunsInTerminal = args.supportsRunInTerminalRequest === true;
+    response.body = {
+      supportsConfigurationDoneRequest: true,
+      supportsFunctionBreakpoints: true,
+      supportsConditionalBreakpoints: true,
+      supportsHitConditionalBreakpoints: true,
+      supportsLogPoints: true,
+      supportsExceptionFilterOptions: true,
+      supportsTerminateRequest: true,
+      supportsEvaluateForHovers: true,
+      exceptionBreakpointFilters: EVENT_CATEGORIES.map((category) => ({
+        filter: category.id,
+        label: category.label,
+        description: category.description,
+        default: false,
+        supportsCondition: category.id !== DENIED_CATEGORY,
+        conditionDescription: 'A Python expression over `event` and `args`, e.g. args[0].startswith("/etc")',
+      })),
+    };
+    this.sendResponse(response);
+    this.sendEvent(new InitializedEvent());
+  }
+
+  protected async launchRequest(response: DebugProtocol.LaunchResponse, args: DebugProtocol.LaunchRequestArguments) {
+    let plan: LaunchPlan;
+    try {
+      plan = planLaunch(args);
+    } catch (err) {
+      this.fail(response, ErrorId.Launch, err, true);
+      return;
+    }
+    for (const problem of this.breakpoints.setLaunchBreakpoints(plan.breakOnEvents)) this.console(problem);
+    const engine = new Engine({ launcher: LAUNCHER, startInTerminal: this.clientRunsInTerminal ? this.startInTerminal : undefined });
+    this.engine = engine;
+    this.listenTo(engine);
+    engine.setBreakpoints(this.breakpoints.entries(), this.breakpoints.breakOnDenied);
+    if (this.configurationIsDone) engine.configurationDone();
+    try {
+      await engine.start(plan);
+      this.sendResponse(response);
+    } catch (err) {
+      this.fail(response, ErrorId.Launch, err, true);
+    }
+  }
+
+  protected configurationDoneRequest(response: DebugProtocol.ConfigurationDoneResponse): void {
+    this.configurationIsDone = true;
+    this.engine?.configurationDone();
+    this.sendResponse(response);
+  }
+
+  protected setFunctionBreakPointsRequest(
+    response: DebugProtocol.SetFunctionBreakpointsResponse,
+    args: DebugProtocol.SetFunctionBreakpointsArguments,
+  ): void {
+    const states = this.breakpoints.setFunctionBreakpoints(args.breakpoints);
+    response.body = { breakpoints: states };
+    this.pushBreakpoints();
+    this.sendResponse(response);
+  }
+
+  protected setExceptionBreakPointsRequest(
+    response: DebugProtocol.SetExceptionBreakpointsResponse,
+    args: DebugProtocol.SetExceptionBreakpointsArguments,
+  ): void {
+    const filters: FilterRequest[] = (args.filterOptions ?? []).map((o) => ({ filterId: o.filterId, condition: o.condition }));
+    for (const id of args.filters) if (!filters.some((f) => f.filterId === id)) filters.push({ filterId: id });
+    this.answer(response, () => {
+      this.breakpoints.setFilters(filters);
+      response.body = { breakpoints: filters.map(() => ({ verified: true })) };
+      this.pushBreakpoints();
+    });
+  }
+
+  protected threadsRequest(response: DebugProtocol.ThreadsResponse): void {
+    this.answer(response, async () => {
+      response.body = { threads: this.engine ? await this.engine.listThreads() : [] };
+    });
+  }
+
+  protected stackTraceRequest(response: DebugProtocol.StackTraceResponse, args: DebugProtocol.StackTraceArguments): void {
+    this.answer(response, async () => {
+      const body = (await this.running().inspect('stackTrace', { ...args })) as DebugProtocol.StackTraceResponse['body'];
+      for (const frame of body.stackFrames ?? []) {
+        frame.line = this.convertDebuggerLineToClient(frame.line);
+        frame.column = this.convertDebuggerColumnToClient(frame.column);
+        // `<frozen importlib._bootstrap>`, `<string>`: nothing the editor could open.
+        if (frame.source?.path !== undefined && !path.isAbsolute(frame.source.path)) {
+          frame.source = { name: frame.source.path, presentationHint: 'deemphasize' };
+        }
+      }
+      response.body = body;
+    });
+  }
+
+  protected scopesRequest(response: DebugProtocol.ScopesResponse, args: DebugProtocol.ScopesArguments): void {
+    this.inspect(response, 'scopes', args);
+  }
+
+  protected variablesRequest(response: DebugProtocol.VariablesResponse, args: DebugProtocol.VariablesArguments): void {
+    this.inspect(response, 'variables', args);
+  }
+
+  protected evaluateRequest(response: DebugProtocol.EvaluateResponse, args: DebugProtocol.EvaluateArguments): void {
+    this.inspect(response, 'evaluate', args);
+  }
+
+  protected continueRequest(response: DebugProtocol.ContinueResponse, args: DebugProtocol.ContinueArguments): void {
+    this.answer(response, () => {
+      this.running().resume(args.threadId, 'allow');
+      response.body = { allThreadsContinued: true };
+    });
+  }
+
+  /** next, stepIn and stepOut all run to the thread's next audit event. */
+  protected nextRequest(response: DebugProtocol.NextResponse, args: DebugProtocol.NextArguments): void {
+    this.answer(response, () => this.running().resume(args.threadId, 'step'));
+  }
+
+  protected stepInRequest(response: DebugProtocol.StepInResponse, args: DebugProtocol.StepInArguments): void {
+    this.answer(response, () => this.running().resume(args.threadId, 'step'));
+  }
+
+  protected stepOutRequest(response: DebugProtocol.StepOutResponse, args: DebugProtocol.StepOutArguments): void {
+    this.answer(response, () => this.running().resume(args.threadId, 'step'));
+  }
+
+  protected pauseRequest(response: DebugProtocol.PauseResponse, args: DebugProtocol.PauseArguments): void {
+    this.answer(response, () => this.running().pause(args.threadId));
+  }
+
+  protected customRequest(command: string, response: DebugProtocol.Response, args: any): void {
+    switch (command) {
+      case 'deny':
+        this.answer(response, () => this.running().resume(Number(args?.threadId), 'deny'));
+        return;
+      case 'spythonPromptReply':
+        this.answer(response, () => {
+          if (!PROMPT_ANSWERS.includes(args?.answer)) {
+            throw new Error(`answer must be one of ${PROMPT_ANSWERS.join(', ')}`);
+          }
+          this.running().answerPrompt(Number(args.id), args.answer);
+        });
+        return;
+      default:
+        super.customRequest(command, response, args);
+    }
+  }
+
+  protected terminateRequest(response: DebugProtocol.TerminateResponse): void {
+    this.sendResponse(response);
+    void this.engine?.terminate();
+  }
+
+  protected async disconnectRequest(
+    response: DebugProtocol.DisconnectResponse,
+    args: DebugProtocol.DisconnectArguments,
+    request?: DebugProtocol.Request,
+  ) {
+    // Launched, never attached: the program goes with the session.
+    await this.engine?.terminate();
+    super.disconnectRequest(response, args, request);
+  }
+
+  /** The client went away, or the adapter got SIGTERM: the program goes too. */
+  shutdown(): void {
+    if (this.engine) void this.engine.terminate().then(() => super.shutdown());
+    else super.shutdown();
+  }
+
+  // --- engine events ------------------------------------------------------------------------------
+
+  private listenTo(engine: Engine): void {
+    engine.on('programOutput', (category, text) => this.sendEvent(new OutputEvent(text, category)));
+    engine.on('auditEvent', (record) => this.sendEvent(this.located(eventLine(record), record.file, record.line, record)));
+    engine.on('heldBack', (heldBack) => this.console(heldBackLine(heldBack, this.breakpoints)));
+    engine.on('logpoint', (message) => this.sendEvent(this.located(message.message, message.file, message.line)));
+    engine.on('stopped', (stop) => this.sendEvent(this.stoppedEvent(stop)));
+    engine.on('threadStarted', (thread) => this.sendEvent(new ThreadEvent('started', thread.id)));
+    engine.on('threadExited', (threadId) => this.sendEvent(new ThreadEvent('exited', threadId)));
+    engine.on('prompt', (prompt) => {
+      this.console(`${prompt.event} ${prompt.target} is waiting: may it proceed? (allow, allow always or deny)`);
+      this.sendEvent(new SPythonPromptEvent(prompt));
+    });
+    engine.on('breakpointError', (id, message) => {
+      const origin = this.breakpoints.origin(id);
+      if (origin?.kind === 'function') {
+        this.sendEvent(new BreakpointEvent('changed', { id, verified: false, message }));
+      }
+      if (origin === undefined) {
+        this.console(`The launcher refused the breakpoints: ${message}`);
+        return;
+      }
+      this.console(`${origin.kind === 'filter' ? origin.category.label : origin.event}: ${message} (ignored from now on)`);
+    });
+    engine.on('notice', (text) => this.console(text));
+    engine.on('exited', (exitCode) => {
+      this.console(closingSummary(engine));
+      if (exitCode !== undefined) this.sendEvent(new ExitedEvent(exitCode));
+    });
+    engine.on('ended', () => this.sendEvent(new TerminatedEvent()));
+  }
+
+  private stoppedEvent(stop: StopInfo): DebugProtocol.StoppedEvent {
+    const origin = stop.breakpointId !== undefined ? this.breakpoints.origin(stop.breakpointId) : undefined;
+    const reason = stop.reason === 'breakpoint' ? 'function breakpoint' : stop.reason;
+    const event = new StoppedEvent(reason, stop.threadId) as DebugProtocol.StoppedEvent;
+    event.body.description = stopDescription(stop);
+    event.body.allThreadsStopped = true;
+    if (origin?.kind === 'function') event.body.hitBreakpointIds = [stop.breakpointId!];
+    if (stop.reason === 'exception') {
+      event.body.text =
+        origin?.kind === 'filter'
+          ? origin.category.label
+          : stop.record?.denied
+            ? `Denied by ${stop.record.denied}`
+            : 'Denied';
+    }
+    return event;
+  }
+
+  /** A console line that points at the Python line it is about, when that is a file. */
+  private located(
+    text: string,
+    file: string | undefined,
+    line: number | undefined,
+    data?: AuditRecord,
+  ): DebugProtocol.OutputEvent {
+    const event = new OutputEvent(text + '\n', 'console', data) as DebugProtocol.OutputEvent;
+    if (file !== undefined && path.isAbsolute(file)) {
+      event.body.source = new Source(path.basename(file), file);
+      event.body.line = this.convertDebuggerLineToClient(line ?? 1);
+    }
+    return event;
+  }
+
+  private console(text: string): void {
+    this.sendEvent(new OutputEvent(text + '\n', 'console'));
+  }
+
+  private pushBreakpoints(): void {
+    this.engine?.setBreakpoints(this.breakpoints.entries(), this.breakpoints.breakOnDenied);
+  }
+
+  private running(): Engine {
+    if (!this.engine) throw new Error('No program is running.');
+    return this.engine;
+  }
+
+  private inspect(response: DebugProtocol.Response, command: InspectionCommand, args: object): void {
+    this.answer(response, async () => {
+      response.body = await this.running().inspect(command, { ...args });
+    });
+  }
+
+  /** Runs a request's work and answers it: success, or an error response with the error's message. */
+  private answer(response: DebugProtocol.Response, work: () => void | Promise<void>): void {
+    Promise.resolve()
+      .then(work)
+      .then(
+        () => this.sendResponse(response),
+        (err) => this.fail(response, ErrorId.Request, err, false),
+      );
+  }
+
+  private fail(response: DebugProtocol.Response, id: ErrorId, err: unknown, showUser: boolean): void {
+    const format = err instanceof Error ? err.message : String(err);
+    this.sendErrorResponse(response, { id, format, showUser });
+  }
+
+  private readonly startInTerminal: TerminalStarter = (request) =>
+    new Promise<void>((resolve, reject) => {
+      this.runInTerminalRequest(
+        { kind: request.kind, title: 'SPython Debug', cwd: request.cwd, args: request.args, env: request.env },
+        RUN_IN_TERMINAL_TIMEOUT_MS,
+        (answer) =>
+          answer.success
+            ? resolve()
+            : reject(new Error(`The editor could not run the program in a terminal: ${answer.message}`)),
+      );
+    });
+}
+
+class SPythonPromptEvent implements DebugProtocol.Event {
+  readonly seq = 0;
+  readonly type = 'event';
+  readonly event = 'spythonPrompt';
+  constructor(readonly body: { id: number; event: string; target: string; pid: number; tid: number }) {}
+}
+
+/** 'Paused on socket.connect ('127.0.0.1', 8080)'. */
+function stopDescription(stop: StopInfo): string {
+  if (stop.record) {
+    const denied = stop.record.denied ? ` (denied by ${stop.record.denied})` : '';
+    return `Paused on ${eventSummary(stop.record)}${denied}`;
+  }
+  if (stop.description) return stop.description;
+  return stop.reason === 'entry' ? 'Paused on entry' : 'Paused';
+}
+
+function heldBackLine(heldBack: HeldBack, breakpoints: BreakpointRegistry): string {
+  const count = heldBack.count.toLocaleString('en-US');
+  if (heldBack.kind === 'event') return `… ${count} more \`${heldBack.name}\` events (all in the audit log)`;
+  const origin = breakpoints.origin(heldBack.breakpointId);
+  const on = origin && origin.kind !== 'filter' ? ` on \`${origin.event}\`` : '';
+  return `… ${count} more messages from the logpoint${on}`;
+}
+
+/** 'Audit events: 1,234 (120 shown here); most frequent: open 500, import 300…; every record: FILE'. */
+function closingSummary(engine: Engine): string {
+  const n = (value: number) => value.toLocaleString('en-US');
+  const top = [...engine.eventCounts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, SUMMARY_TOP_EVENTS)
+    .map(([name, count]) => `${name} ${n(count)}`);
+  const frequent = top.length > 0 ? `; most frequent: ${top.join(', ')}` : '';
+  const log = engine.runLog ? `; every record: ${engine.runLog}` : '';
+  return `Audit events: ${n(engine.recordCount)} (${n(engine.shownCount)} shown here)${frequent}${log}`;
+}
