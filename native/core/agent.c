@@ -297,3 +297,18 @@ spy_agent_flush_standard_streams(void)
     }
     spy_py.PyErr_Clear();
 }
+
+int
+spy_agent_is_multiprocessing_bootstrap(PyObject *source)
+{
+    char err[256];
+    PyObject *result = call_agent("is_multiprocessing_bootstrap", err,
+                                  sizeof(err), source, NULL, NULL, NULL);
+    int yes = result != NULL && result == spy_py.True;
+
+    if (result != NULL) {
+        spy_py.Py_DecRef(result);
+    }
+    spy_py.PyErr_Clear();
+    return yes;
+}

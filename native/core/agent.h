@@ -31,6 +31,10 @@ void spy_agent_end_stop(void);
  * with the reason in err. */
 char *spy_agent_request(const char *command, const char *arguments,
                         size_t arguments_len, char *err, size_t err_size);
+/* 1 when a -c program is one multiprocessing starts its children with
+ * (a known entry point called with literal arguments only). */
+int spy_agent_is_multiprocessing_bootstrap(PyObject *source);
+
 /* Flushes sys.stdout and sys.stderr (before the launcher ends the
  * program itself). */
 void spy_agent_flush_standard_streams(void);

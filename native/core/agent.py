@@ -16,6 +16,47 @@ def test_condition(code, event, args, frame):
     return bool(test_value(code, event, args, frame))
 
 
+# The -c programs multiprocessing runs in the children it starts through
+# sys.executable: (module, entry point).
+MULTIPROCESSING_BOOTSTRAPS = {
+    ("multiprocessing.spawn", "spawn_main"),
+    ("multiprocessing.forkserver", "main"),
+    ("multiprocessing.resource_tracker", "main"),
+}
+
+
+def is_multiprocessing_bootstrap(source):
+    """True for exactly what multiprocessing passes with -c: one import of
+    a known entry point and one call of it with literal arguments only.
+    Parsed, never run, so nothing else can hide in it."""
+    import ast
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    if len(tree.body) != 2:
+        return False
+    imported, statement = tree.body
+    if (not isinstance(imported, ast.ImportFrom) or imported.level
+            or len(imported.names) != 1 or imported.names[0].asname
+            or (imported.module, imported.names[0].name)
+            not in MULTIPROCESSING_BOOTSTRAPS):
+        return False
+    call = getattr(statement, "value", None)
+    if (not isinstance(statement, ast.Expr) or not isinstance(call, ast.Call)
+            or not isinstance(call.func, ast.Name)
+            or call.func.id != imported.names[0].name):
+        return False
+    try:
+        for argument in call.args:
+            ast.literal_eval(argument)
+        for keyword in call.keywords:
+            ast.literal_eval(keyword.value)
+    except ValueError:
+        return False
+    return True
+
+
 def flush_standard_streams():
     """What the program printed reaches its destination before the
     launcher ends it."""

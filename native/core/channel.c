@@ -482,6 +482,13 @@ spy_channel_config(size_t *len)
     return C.config;
 }
 
+void
+spy_channel_address(const char **path, const char **token)
+{
+    *path = C.path;
+    *token = C.token;
+}
+
 int
 spy_channel_prompt(const char *event, const char *target,
                    enum spy_prompt_answer *answer)

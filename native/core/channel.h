@@ -39,6 +39,9 @@ enum spy_prompt_answer {
 int spy_channel_prompt(const char *event, const char *target,
                        enum spy_prompt_answer *answer);
 
+/* The channel this process talks to (both NULL without one). */
+void spy_channel_address(const char **path, const char **token);
+
 /* Tells the reader the process is exiting normally with this status. */
 void spy_channel_send_exit(int status);
 

@@ -2,6 +2,7 @@
 #include "guard.h"
 
 #include "agent.h"
+#include "children.h"
 #include "codecheck.h"
 #include "policy.h"
 #include "prompt.h"
@@ -110,6 +111,18 @@ refused_code_policy(PyObject *args)
     return text != NULL ? text : "verifyImports";
 }
 
+/* A child started through the sub-process entry, running what
+ * multiprocessing runs there with -c: StartupControl lets it through. */
+static int
+multiprocessing_child(const char *event, PyObject *args)
+{
+    return spy_children_is_child()
+           && strcmp(event, "cpython.run_command") == 0 && args != NULL
+           && spy_py.PyTuple_Size(args) >= 1
+           && spy_agent_is_multiprocessing_bootstrap(
+                  spy_py.PyTuple_GetItem(args, 0));
+}
+
 /* Refusals that come with the launcher's switches rather than rules. */
 static const char *
 switch_policy(const char *event, PyObject *args, struct spy_decision *out)
@@ -122,7 +135,8 @@ switch_policy(const char *event, PyObject *args, struct spy_decision *out)
                 || strcmp(event, "cpython.run_interactivehook") == 0)) {
             out->ends_program = 1;
         }
-        if (spy_policy.startup_control && !run_file) {
+        if (spy_policy.startup_control && !run_file
+            && !multiprocessing_child(event, args)) {
             return "startupControl";    /* only a script file may run */
         }
         if (spy_codecheck_deny_interactive() && is_interactive_start(event)) {

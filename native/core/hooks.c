@@ -2,6 +2,7 @@
 #include "hooks.h"
 
 #include "buf.h"
+#include "children.h"
 #include "debug.h"
 #include "guard.h"
 #include "location.h"
@@ -334,7 +335,7 @@ audit_hook(const char *event, PyObject *args, void *unused)
 {
     PyObject *type = NULL, *value = NULL, *traceback = NULL;
     struct spy_decision decision = {NULL, "", 0, 0};
-    const char *tamper;
+    const char *tamper, *unaudited;
     int had_error;
     struct scratch *s;
 
@@ -376,14 +377,21 @@ audit_hook(const char *event, PyObject *args, void *unused)
     if (spy_systemlog_active()) {
         spy_systemlog_event(event, args, decision.policy, decision.target);
     }
+    if (event[0] == 'c' && strncmp(event, "cpython.run_", 12) == 0) {
+        spy_children_program_starts();
+    }
     tamper = spy_guard_tamper_check();
+    unaudited = spy_children_unaudited(event, args);
     spy_py.PyErr_Clear();
     tls_in_hook = 0;
-    if (tamper != NULL) {
-        /* A real audit event, so every hook and log sees it. */
-        if (spy_py.PySys_Audit("spython.tamper", "(s)", tamper) < 0) {
-            spy_py.PyErr_Clear();
-        }
+    /* Real audit events, so every hook and log sees them. */
+    if (tamper != NULL
+        && spy_py.PySys_Audit("spython.tamper", "(s)", tamper) < 0) {
+        spy_py.PyErr_Clear();
+    }
+    if (unaudited != NULL
+        && spy_py.PySys_Audit("spython.unaudited_child", "(s)", unaudited) < 0) {
+        spy_py.PyErr_Clear();
     }
     if (had_error) {
         spy_py.PyErr_Restore(type, value, traceback);

@@ -289,6 +289,9 @@ config_member(const struct spy_json_value *key,
     else if (spy_json_string_is(key, "lockHooks")) {
         read_switch(r, "lockHooks", value, &p->lock_hooks);
     }
+    else if (spy_json_string_is(key, "subProcess")) {
+        read_switch(r, "subProcess", value, &p->sub_process);
+    }
     else if (spy_json_string_is(key, "execCheck")) {
         read_switch(r, "execCheck", value, &p->exec_check);
     }

@@ -34,6 +34,7 @@ enum spy_verify_mode {
 struct spy_policy {
     int startup_control;
     int lock_hooks;
+    int sub_process;
     int exec_check;
     struct spy_rules deny;
     struct spy_rules prompt;

@@ -112,6 +112,8 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, PyObject *, PyWeakref_GetObject, (PyObject *)) \
     X(0, int, PyFrame_GetLasti, (PyObject *)) \
     X(1, int, PyGILState_Ensure, (void)) \
+    X(1, int, PySys_SetObject, (const char *, PyObject *)) \
+    X(1, PyObject *, PyUnicode_DecodeFSDefault, (const char *)) \
     X(1, void, PyGILState_Release, (int))
 
 /* Objects: types and singletons, looked up by their exported names. */

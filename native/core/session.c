@@ -2,6 +2,7 @@
 #include "session.h"
 
 #include "channel.h"
+#include "children.h"
 #include "codecheck.h"
 #include "debug.h"
 #include "hooks.h"
@@ -71,6 +72,31 @@ _exit(int status)
     __builtin_unreachable();
 }
 
+/* The configuration a child gets: every line in force here. */
+static void
+start_children(const struct spy_session_options *options,
+               const char *welcome, size_t welcome_len)
+{
+    size_t own = options->config != NULL ? strlen(options->config) : 0;
+    char *all = malloc(own + welcome_len + 2);
+
+    if (all == NULL) {
+        spy_fatal("out of memory for the sub-process entry", NULL);
+    }
+    memcpy(all, options->config != NULL ? options->config : "", own);
+    all[own] = '\0';
+    if (welcome != NULL) {
+        if (own > 0 && all[own - 1] != '\n') {
+            all[own++] = '\n';
+        }
+        memcpy(all + own, welcome, welcome_len);
+        all[own + welcome_len] = '\0';
+    }
+    spy_children_start(options->launcher, options->executable, options->mode,
+                       all, options->entry);
+    free(all);
+}
+
 void
 spy_session_start(const struct spy_session_options *options)
 {
@@ -101,19 +127,29 @@ spy_session_start(const struct spy_session_options *options)
         }
         line = *end == '\n' ? end + 1 : end;
     }
+    config = NULL;
+    config_len = 0;
     if (spy_channel_open_from_environment(&info)) {
         config = spy_channel_config(&config_len);
-        if (spy_policy_merge_json(config, config_len, error,
-                                  sizeof(error)) < 0
+        /* A child already has its parent's whole configuration. */
+        if ((options->entry == NULL
+             && spy_policy_merge_json(config, config_len, error,
+                                      sizeof(error)) < 0)
             || spy_debug_configure(config, config_len, error,
                                    sizeof(error)) < 0) {
             spy_fatal("the editor sent a bad configuration", error);
         }
     }
+    if (spy_policy.sub_process) {
+        start_children(options, options->entry == NULL ? config : NULL,
+                       config_len);
+    }
     if (spy_policy.log_file != NULL) {
-        /* Children share it (O_APPEND keeps their batches whole). */
+        /* Children share it (O_APPEND keeps their batches whole); only
+         * the first process starts it afresh. */
         log = open(spy_policy.log_file,
-                   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC
+                   | (options->entry == NULL ? O_TRUNC : 0), 0600);
         if (log < 0) {
             snprintf(error, sizeof(error), "cannot open the audit log %s",
                      spy_policy.log_file);

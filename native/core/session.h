@@ -12,6 +12,9 @@ struct spy_session_options {
     int free_threaded;
     const char *config;         /* policy configuration: JSON objects, one
                                  * per line, merged in order; or NULL */
+    const char *launcher;       /* the launcher binary (subProcess entries) */
+    const char *entry;          /* the entry this process was started
+                                 * through (a child), or NULL */
 };
 
 /* Fatal-signal handlers, the channel, the hooks.  Any failure ends the

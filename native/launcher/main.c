@@ -7,6 +7,7 @@
 
 #include "../core/buf.h"
 #include "../core/channel.h"
+#include "../core/children.h"
 #include "../core/pyapi.h"
 #include "../core/session.h"
 #include "../core/stream.h"
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #define SPYTHON_VERSION "0.1.0"
@@ -58,6 +60,8 @@ static const char USAGE[] =
     "  --syslog GLOB          send matching events to syslog\n"
     "  --journal GLOB         send matching events to the systemd journal\n"
     "  --log-file PATH        every record as one JSON line\n"
+    "  --sub-process          audit children started through sys.executable\n"
+    "                         with the same policies and channel\n"
     "  --help          this text\n"
     "  --version       the launcher's version and protocol version\n"
     "\n"
@@ -108,6 +112,7 @@ static const struct {
     {"--startup-control", "startupControl"},
     {"--lock-hooks", "lockHooks"},
     {"--exec-check", "execCheck"},
+    {"--sub-process", "subProcess"},
 };
 
 static void
@@ -207,14 +212,36 @@ parse_policy_flag(int argc, char **argv, int *i, struct options *o)
     return 0;
 }
 
+static char config_text[256 * 1024];
+
+/* A child started through a sub-process entry: every argument is
+ * Python's, and the rest comes from the entry's description. */
+static void
+options_from_entry(const struct spy_entry *entry, struct options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->python = entry->python;
+    o->mode = strcmp(entry->mode, "preload") == 0 ? MODE_PRELOAD : MODE_DLOPEN;
+    o->first_python_arg = 1;
+    o->config = (struct spy_buf){config_text, 0, sizeof(config_text) - 1, 0};
+    spy_buf_put(&o->config, entry->config, strlen(entry->config));
+    if (o->config.full) {
+        die("the sub-process entry's configuration is too long");
+    }
+    o->config.data[o->config.len] = '\0';
+    if (entry->channel != NULL && entry->token != NULL) {
+        setenv("SPYTHON_CHANNEL", entry->channel, 1);
+        setenv("SPYTHON_TOKEN", entry->token, 1);
+    }
+}
+
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
-    static char config[64 * 1024];
     int i;
 
     memset(o, 0, sizeof(*o));
-    o->config = (struct spy_buf){config, 0, sizeof(config) - 1, 0};
+    o->config = (struct spy_buf){config_text, 0, sizeof(config_text) - 1, 0};
     for (i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value;
@@ -290,19 +317,29 @@ python_argv(const char *executable, int argc, char **argv, int first,
     return out;
 }
 
-static void
-run_preloaded(const struct options *o, const struct spy_interp *interp,
-              char **pargv)
+/* This launcher's own path. */
+static const char *
+launcher_path(void)
 {
-    char self[PATH_MAX], shim[PATH_MAX + 64];
-    const char *saved = getenv("LD_PRELOAD");
+    static char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
     if (n < 0) {
-        die("cannot find the launcher's own directory: %s", strerror(errno));
+        die("cannot find the launcher's own path: %s", strerror(errno));
     }
     self[n] = '\0';
-    snprintf(shim, sizeof(shim), "%s/%s", dirname(self), PRELOAD_LIBRARY);
+    return self;
+}
+
+static void
+run_preloaded(const struct options *o, const struct spy_interp *interp,
+              char **pargv, const char *entry)
+{
+    char dir[PATH_MAX], shim[PATH_MAX + 64];
+    const char *saved = getenv("LD_PRELOAD");
+
+    snprintf(dir, sizeof(dir), "%s", launcher_path());
+    snprintf(shim, sizeof(shim), "%s/%s", dirname(dir), PRELOAD_LIBRARY);
     if (access(shim, R_OK) != 0) {
         die("%s is missing: the launcher's installation is incomplete "
             "(rebuild with npm run build)", shim);
@@ -317,6 +354,10 @@ run_preloaded(const struct options *o, const struct spy_interp *interp,
     setenv("SPYTHON_PRELOAD_EXECUTABLE", interp->executable, 1);
     setenv("SPYTHON_PRELOAD_VERSION", interp->short_version, 1);
     setenv("SPYTHON_PRELOAD_CONFIG", o->config.data, 1);
+    setenv("SPYTHON_PRELOAD_LAUNCHER", launcher_path(), 1);
+    if (entry != NULL) {
+        setenv("SPYTHON_PRELOAD_ENTRY", entry, 1);
+    }
     execv(interp->executable, pargv);
     die("cannot run %s: %s", interp->executable, strerror(errno));
 }
@@ -340,7 +381,7 @@ exit(int status)
 
 static int
 run_loaded(const struct options *o, const struct spy_interp *interp,
-           int pargc, char **pargv, char **argv)
+           int pargc, char **pargv, char **argv, const char *entry)
 {
     const char *missing = NULL;
     void *handle = dlopen(interp->libpython, RTLD_NOW | RTLD_GLOBAL);
@@ -376,6 +417,8 @@ run_loaded(const struct options *o, const struct spy_interp *interp,
         interp->short_version,
         interp->free_threaded,
         o->config.data,
+        launcher_path(),
+        entry,
     };
     spy_session_start(&session);
     status = spy_py.Py_BytesMain(pargc, pargv);
@@ -388,11 +431,20 @@ main(int argc, char **argv)
 {
     struct options o;
     struct spy_interp interp;
+    struct spy_entry entry;
+    /* The path the kernel executed (an entry's symlink), not argv[0]. */
+    const char *executed = (const char *)getauxval(AT_EXECFN);
     char error[PATH_MAX + 512];
     char **pargv;
     int pargc;
 
-    parse_options(argc, argv, &o);
+    if (spy_entry_read(executed, &entry)) {
+        options_from_entry(&entry, &o);
+    }
+    else {
+        executed = NULL;
+        parse_options(argc, argv, &o);
+    }
     if (spy_interp_resolve(o.python, &interp, 1, error, sizeof(error)) < 0) {
         die("%s", error);
     }
@@ -401,7 +453,7 @@ main(int argc, char **argv)
 
     if (o.mode == MODE_PRELOAD
         || (o.mode == MODE_AUTO && interp.libpython[0] == '\0')) {
-        run_preloaded(&o, &interp, pargv);
+        run_preloaded(&o, &interp, pargv, executed);
     }
     if (interp.libpython[0] == '\0') {
         die("%s has no shared libpython (Debian: apt install libpython%.*s; "
@@ -409,5 +461,5 @@ main(int argc, char **argv)
             (int)(strrchr(interp.short_version, '.') - interp.short_version),
             interp.short_version);
     }
-    return run_loaded(&o, &interp, pargc, pargv, argv);
+    return run_loaded(&o, &interp, pargc, pargv, argv, executed);
 }

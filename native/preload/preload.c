@@ -32,7 +32,7 @@ __attribute__((constructor)) static void
 spy_preload_start(void)
 {
     const char *missing = NULL;
-    char *options, *executable, *version, *config, *saved;
+    char *options, *executable, *version, *config, *launcher, *entry, *saved;
 
     if (getenv("SPYTHON_PRELOAD_OPTIONS") == NULL) {
         return;     /* not started by the launcher: stay inert */
@@ -41,6 +41,8 @@ spy_preload_start(void)
     executable = take("SPYTHON_PRELOAD_EXECUTABLE");
     version = take("SPYTHON_PRELOAD_VERSION");
     config = take("SPYTHON_PRELOAD_CONFIG");
+    launcher = take("SPYTHON_PRELOAD_LAUNCHER");
+    entry = take("SPYTHON_PRELOAD_ENTRY");
     /* Children must not inherit the shim: restore the user's own value. */
     saved = getenv("SPYTHON_PRELOAD_SAVED_LD_PRELOAD");
     if (saved != NULL) {
@@ -69,6 +71,8 @@ spy_preload_start(void)
         version,
         0,
         config,
+        launcher,
+        entry[0] != '\0' ? entry : NULL,
     };
     spy_session_start(&session);
     atexit(finish_at_exit);
