@@ -25,6 +25,9 @@
 #define THREAD_NAME_MAX 128
 /* Thread names can change; re-read them now and then. */
 #define THREAD_NAME_REFRESH 4096
+/* A thread not registered with threading yet, or a program that never
+ * imports it: looked for again only now and then. */
+#define THREAD_NAME_RETRY 64
 #define MINIMAL_ARGS_MAX 80
 #define COMPILE_SOURCE_MAX 200
 
@@ -35,6 +38,11 @@ struct scratch {
     char thread[THREAD_NAME_MAX * 6 + 2];
     size_t thread_len;      /* 0: not known yet */
     unsigned int thread_age;
+    /* ,"pid":P,"ppid":Q,"tid":T,"thread":N: the same on every record of
+     * this thread until a fork or a new thread name. */
+    char identity[THREAD_NAME_MAX * 6 + 128];
+    size_t identity_len;
+    unsigned int identity_generation;   /* spy_fork_generation + 1 */
 };
 
 static struct spy_hooks_config config;
@@ -148,6 +156,28 @@ refresh_thread_name(struct scratch *s)
     spy_py.Py_DecRef(attrs);
 }
 
+static void
+put_identity(struct scratch *s)
+{
+    struct spy_buf b = {s->identity, 0, sizeof(s->identity), 0};
+
+    spy_buf_lit(&b, ",\"pid\":");
+    spy_buf_put_i64(&b, spy_stream_pid());
+    spy_buf_lit(&b, ",\"ppid\":");
+    spy_buf_put_i64(&b, spy_stream_ppid());
+    spy_buf_lit(&b, ",\"tid\":");
+    spy_buf_put_i64(&b, spy_thread_id());
+    spy_buf_lit(&b, ",\"thread\":");
+    if (s->thread_len > 0) {
+        spy_buf_put(&b, s->thread, s->thread_len);
+    }
+    else {
+        spy_buf_lit(&b, "null");
+    }
+    s->identity_len = b.len;
+    s->identity_generation = spy_fork_generation + 1;
+}
+
 /* The event name, JSON-escaped and cut at a character boundary. */
 static size_t
 put_event_name(struct scratch *s, const char *event)
@@ -173,22 +203,14 @@ emit_record(struct scratch *s, const char *event, PyObject *args,
     size_t name_len = put_event_name(s, event);
     size_t args_mark;
 
-    if (s->thread_len == 0 || ++s->thread_age >= THREAD_NAME_REFRESH) {
+    if (++s->thread_age >= (s->thread_len > 0 ? THREAD_NAME_REFRESH
+                                              : THREAD_NAME_RETRY)
+        || s->identity_generation != spy_fork_generation + 1) {
+        s->thread_age = 0;
         refresh_thread_name(s);
+        put_identity(s);
     }
-    spy_buf_lit(&b, ",\"pid\":");
-    spy_buf_put_i64(&b, spy_stream_pid());
-    spy_buf_lit(&b, ",\"ppid\":");
-    spy_buf_put_i64(&b, spy_stream_ppid());
-    spy_buf_lit(&b, ",\"tid\":");
-    spy_buf_put_i64(&b, spy_thread_id());
-    spy_buf_lit(&b, ",\"thread\":");
-    if (s->thread_len > 0) {
-        spy_buf_put(&b, s->thread, s->thread_len);
-    }
-    else {
-        spy_buf_lit(&b, "null");
-    }
+    spy_buf_put(&b, s->identity, s->identity_len);
     spy_location_put_json(&b);
     spy_buf_lit(&b, ",\"args\":");
     args_mark = b.len;
