@@ -1,4 +1,7 @@
-export {};
+// `spython-audit` (node dist/cli.js, the package's bin): audit a script headlessly, in a terminal or in
+// CI, with the policies of launch.json. It drives the debug adapter's engine in-process (one engine for
+// editor and terminal: adapter/engine.ts) and never imports `vscode`. The commands are in adapter/cli/.
 
-process.stderr.write('spython-audit: not implemented yet\n');
-process.exit(2);
+import { main } from './cli/program';
+
+void main(process.argv.slice(2)).then((status) => process.exit(status));

@@ -74,6 +74,8 @@ export interface EngineOptions {
   launcher: string;
   /** Present when the client can run a command in a terminal (DAP runInTerminal). */
   startInTerminal?: TerminalStarter;
+  /** The file for the JSONL copy of every record (default: a fresh file in the plan's runsDir). */
+  runLog?: string;
 }
 
 export interface Engine {
@@ -81,6 +83,8 @@ export interface Engine {
   on(event: 'programOutput', listener: (category: 'stdout' | 'stderr', text: string) => void): this;
   /** An event record for the Debug Console (shown by the display filter, admitted by flood control). */
   on(event: 'auditEvent', listener: (record: AuditRecord) => void): this;
+  /** Every event record, as parsed, hidden and held-back ones included (the command line's reports). */
+  on(event: 'record', listener: (record: AuditRecord) => void): this;
   on(event: 'heldBack', listener: (heldBack: HeldBack) => void): this;
   on(event: 'logpoint', listener: (message: LogpointMessage) => void): this;
   on(event: 'stopped', listener: (stop: StopInfo) => void): this;
@@ -162,7 +166,7 @@ export class Engine extends EventEmitter {
   async start(plan: LaunchPlan): Promise<void> {
     this.plan = plan;
     this.display = new EventDisplay(plan.showEvents, plan.hideEvents);
-    this.writer = await openRunLog(plan);
+    this.writer = await openRunLog(plan, this.options.runLog);
     this.runLog = this.writer.path;
     this.writer.on('error', (err) => this.emit('notice', `Cannot write ${this.runLog}: ${err.message}`));
     this.server = await ChannelServer.create({ config: (hello, connection) => this.welcome(hello, connection) });
@@ -452,6 +456,7 @@ export class Engine extends EventEmitter {
       return;
     }
     launcherProcess.latest.set(record.tid, record);
+    this.emit('record', record);
     this.noteThread(launcherProcess, record.tid, record.thread);
     if (launcherProcess.main && !this.started.settled && name.startsWith('cpython.run_')) {
       if (record.denied) this.startFailed(`${record.denied} refused to start the program: ${eventSummary(record)}`);
@@ -658,8 +663,12 @@ function threadLabel(launcherProcess: LauncherProcess, tid: number, name: string
   return launcherProcess.main ? label : `${label} (pid ${launcherProcess.pid})`;
 }
 
-/** `<runsDir>/<time>-<program>-<random>.jsonl`, readable by the user only. */
-async function openRunLog(plan: LaunchPlan): Promise<JsonlWriter> {
+/** `chosen`, or `<runsDir>/<time>-<program>-<random>.jsonl`, readable by the user only. */
+async function openRunLog(plan: LaunchPlan, chosen?: string): Promise<JsonlWriter> {
+  if (chosen !== undefined) {
+    await fsp.mkdir(path.dirname(path.resolve(chosen)), { recursive: true });
+    return new JsonlWriter(path.resolve(chosen), { flags: 'w' });
+  }
   await fsp.mkdir(plan.runsDir, { recursive: true, mode: 0o700 });
   const time = new Date().toISOString().replace(/[:.]/g, '-');
   const program = path.basename(plan.title).replace(/[^\w.-]+/g, '_');

@@ -1,0 +1,247 @@
+// What a run did, gathered from every record (hidden and held-back ones included), and the summary
+// tables printed when it ends: counts per event grouped by category, denied operations, verification
+// failures and processes.
+
+import Table from 'cli-table3';
+import { eventMatcher, mainArgument } from '../catalog';
+import { AuditRecord, formatValue } from '../records';
+import { categoryLabel, categoryOf, Colors, location, n, OTHER_CATEGORY, SUMMARY_CATEGORIES, truncate } from './render';
+
+/** Records kept for the reports (denied and --fail-on ones); past this, they are counted only. */
+const MAX_FINDINGS = 100_000;
+/** Rows of the denied-operations and verification tables; the rest are counted. */
+const MAX_ROWS = 20;
+/** Event names listed under "Other"; the rest are summed up. */
+const MAX_OTHER_EVENTS = 10;
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  events: number;
+}
+
+/** A record the reports name: refused by a policy, or matching --fail-on (or both). */
+export interface Finding {
+  record: AuditRecord;
+  /** The --fail-on glob it matched, if any. */
+  failOn?: string;
+}
+
+export class RunStats {
+  /** Records received in all. */
+  total = 0;
+  /** Per summary category, per event name. */
+  readonly counts = new Map<string, Map<string, number>>();
+  /** Refused operations (records with `denied`), the first MAX_FINDINGS of them. */
+  readonly denied: AuditRecord[] = [];
+  deniedCount = 0;
+  /** spython.code_refused records: code files verifyImports or execCheck refused. */
+  readonly refusedCode: AuditRecord[] = [];
+  refusedCodeCount = 0;
+  /** Records matching --fail-on, per event name. */
+  readonly failOnCounts = new Map<string, number>();
+  failOnCount = 0;
+  /** Denied or --fail-on records, in arrival order, for SARIF. */
+  readonly findings: Finding[] = [];
+  findingsDropped = 0;
+  /** Every process that sent records, in order of its first record. */
+  readonly processes = new Map<number, ProcessInfo>();
+
+  private readonly failOnGlobs: string[];
+  private readonly failOnAny: (name: string) => boolean;
+  private readonly failOnEach: Array<{ glob: string; test: (name: string) => boolean }>;
+
+  constructor(failOn: readonly string[] = []) {
+    this.failOnGlobs = [...failOn];
+    this.failOnAny = eventMatcher(this.failOnGlobs);
+    this.failOnEach = this.failOnGlobs.map((glob) => ({ glob, test: eventMatcher([glob]) }));
+  }
+
+  add(record: AuditRecord): void {
+    this.total++;
+    const category = categoryOf(record);
+    let names = this.counts.get(category);
+    if (!names) {
+      names = new Map();
+      this.counts.set(category, names);
+    }
+    names.set(record.event, (names.get(record.event) ?? 0) + 1);
+
+    let process = this.processes.get(record.pid);
+    if (!process) {
+      process = { pid: record.pid, ppid: record.ppid, events: 0 };
+      this.processes.set(record.pid, process);
+    }
+    process.events++;
+
+    let failOn: string | undefined;
+    if (this.failOnGlobs.length > 0 && this.failOnAny(record.event)) {
+      failOn = this.failOnEach.find((f) => f.test(record.event))?.glob;
+      this.failOnCount++;
+      this.failOnCounts.set(record.event, (this.failOnCounts.get(record.event) ?? 0) + 1);
+    }
+    if (record.denied) {
+      this.deniedCount++;
+      if (this.denied.length < MAX_FINDINGS) this.denied.push(record);
+    }
+    if (record.event === 'spython.code_refused') {
+      this.refusedCodeCount++;
+      if (this.refusedCode.length < MAX_ROWS) this.refusedCode.push(record);
+    }
+    if (record.denied || failOn !== undefined) {
+      if (this.findings.length < MAX_FINDINGS) this.findings.push({ record, failOn });
+      else this.findingsDropped++;
+    }
+  }
+
+  /**
+   * An operation refused after its record was sent (denied at a break: policy `debugger`). The record
+   * stays as the launcher sent it; the refusal is counted and reported.
+   */
+  addDenial(record: AuditRecord, policy: string): void {
+    const denied = { ...record, denied: policy };
+    this.deniedCount++;
+    if (this.denied.length < MAX_FINDINGS) this.denied.push(denied);
+    if (this.findings.length < MAX_FINDINGS) this.findings.push({ record: denied });
+    else this.findingsDropped++;
+  }
+
+  /** True when an event matched --fail-on. */
+  get failed(): boolean {
+    return this.failOnCount > 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface SummaryContext {
+  c: Colors;
+  /** What ran: the program's path (relative to the current directory) or `-m module`. */
+  title: string;
+  /** The program's exit status, or a description of how it ended. */
+  ending: string;
+  /** Lines shown live. */
+  shown: number;
+  /** The JSONL copy of every record. */
+  runLog?: string;
+  /** Reports written: [what, file]. */
+  reports: Array<[string, string]>;
+  /** The --fail-on globs. */
+  failOn: readonly string[];
+  /** The main process's pid and exit description, for the processes table. */
+  mainPid?: number;
+  base: string;
+}
+
+/** The summary printed at exit, as lines (no trailing newline). */
+export function summaryText(stats: RunStats, ctx: SummaryContext): string {
+  const { c } = ctx;
+  const out: string[] = [];
+  const heading = (text: string) => out.push('', c.bold(text));
+  out.push('', c.bold(`spython-audit: ${ctx.title} ${ctx.ending}`));
+  const parts = [
+    `${n(stats.total)} audit event${stats.total === 1 ? '' : 's'} (${n(ctx.shown)} shown)`,
+    stats.deniedCount ? c.red(`${n(stats.deniedCount)} denied`) : '0 denied',
+    stats.refusedCodeCount ? c.red(`${n(stats.refusedCodeCount)} verification failure${stats.refusedCodeCount === 1 ? '' : 's'}`) : '0 verification failures',
+    `${n(stats.processes.size)} process${stats.processes.size === 1 ? '' : 'es'}`,
+  ];
+  out.push(parts.join(', '));
+
+  // Events per category.
+  heading('Events by category');
+  const events = table(['Category', 'Event', 'Count'], ['left', 'left', 'right']);
+  for (const category of SUMMARY_CATEGORIES) {
+    const names = stats.counts.get(category.id);
+    if (!names || names.size === 0) continue;
+    const sorted = [...names].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    const limit = category.id === OTHER_CATEGORY ? MAX_OTHER_EVENTS : sorted.length;
+    const listed = sorted.slice(0, limit);
+    const rest = sorted.slice(limit);
+    const rows: string[][] = listed.map(([name, count]) => [name, n(count)]);
+    if (rest.length > 0) {
+      const sum = rest.reduce((total, [, count]) => total + count, 0);
+      rows.push([c.dim(`… ${n(rest.length)} more event names`), n(sum)]);
+    }
+    rows.forEach((row, i) => events.push([i === 0 ? categoryLabel(category.id) : '', ...row]));
+  }
+  if (events.length === 0) out.push('  none');
+  else out.push(events.toString());
+
+  // Denied operations.
+  heading('Denied operations');
+  if (stats.deniedCount === 0) {
+    out.push('  none');
+  } else {
+    const denied = table(['Event', 'Target', 'Policy', 'Location'], ['left', 'left', 'left', 'left']);
+    for (const record of stats.denied.slice(0, MAX_ROWS)) {
+      denied.push([
+        c.red(record.event),
+        truncate(targetText(record), 50),
+        record.denied ?? '',
+        shorten(location(record.file, record.line, ctx.base), 50) + (stats.processes.size > 1 ? ` (pid ${record.pid})` : ''),
+      ]);
+    }
+    out.push(denied.toString());
+    if (stats.deniedCount > MAX_ROWS) out.push(c.dim(`  … and ${n(stats.deniedCount - MAX_ROWS)} more (all in the JSONL log)`));
+  }
+
+  // Verification failures.
+  heading('Verification failures');
+  if (stats.refusedCodeCount === 0) {
+    out.push('  none');
+  } else {
+    const refused = table(['Code file', 'Policy', 'Reason'], ['left', 'left', 'left']);
+    for (const record of stats.refusedCode) {
+      const [file, policy, why] = record.args;
+      refused.push([shorten(String(file), 60), String(policy ?? record.denied ?? ''), truncate(refusalReason(String(file), String(why ?? '')), 70)]);
+    }
+    out.push(refused.toString());
+    if (stats.refusedCodeCount > stats.refusedCode.length) {
+      out.push(c.dim(`  … and ${n(stats.refusedCodeCount - stats.refusedCode.length)} more (all in the JSONL log)`));
+    }
+  }
+
+  // --fail-on.
+  if (ctx.failOn.length > 0) {
+    heading(`--fail-on ${ctx.failOn.join(' ')}`);
+    if (stats.failOnCount === 0) out.push('  no matching event');
+    else out.push(c.red(`  ${[...stats.failOnCounts].map(([name, count]) => `${name} ${n(count)}`).join(', ')}`));
+  }
+
+  // Processes.
+  heading('Processes');
+  const processes = table(['PID', 'Parent', 'Events', 'Exit'], ['right', 'right', 'right', 'left']);
+  for (const info of stats.processes.values()) {
+    processes.push([String(info.pid), String(info.ppid), n(info.events), info.pid === ctx.mainPid ? ctx.ending : '']);
+  }
+  if (processes.length === 0) out.push('  none connected');
+  else out.push(processes.toString());
+
+  out.push('');
+  if (ctx.runLog) out.push(`Every record: ${ctx.runLog}`);
+  for (const [what, file] of ctx.reports) out.push(`${what}: ${file}`);
+  return out.join('\n');
+}
+
+/** The operation's target: its main argument as Python shows it. */
+export function targetText(record: AuditRecord): string {
+  const main = mainArgument(record.event, Array.isArray(record.args) ? record.args : []);
+  return main === undefined ? '' : formatValue(main);
+}
+
+/** A long path with its middle left out: `/root/…/lib/python3.11/subprocess.py:1821`. */
+function shorten(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return '…' + text.slice(text.length - max + 1);
+}
+
+/** "PATH: REASON: DETAIL" (as verifyImports words it) without the path. */
+function refusalReason(file: string, why: string): string {
+  const text = why.replace(/^cpython\.run_file /, '');
+  return text.startsWith(`${file}: `) ? text.slice(file.length + 2) : text;
+}
+
+function table(head: string[], colAligns: Array<'left' | 'right'>): Table.Table {
+  // Colours are ours (picocolors); cli-table3's own would ignore --no-color.
+  return new Table({ head, colAligns, style: { head: [], border: [], compact: true } });
+}
