@@ -156,7 +156,9 @@ line_reader_init(struct line_reader *r, int fd)
 static void
 send_protocol_error(const char *message, const char *line, size_t n)
 {
-    char data[1024];
+    /* Room for the worst case: 200 control characters escaped as \u00XX
+     * (1200 bytes) after the longest message (under 100). */
+    char data[2048];
     char echo[200];
     struct spy_buf b = {data, 0, sizeof(data), 0};
 
