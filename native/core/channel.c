@@ -496,7 +496,9 @@ spy_channel_prompt(const char *event, const char *target,
                    enum spy_prompt_answer *answer)
 {
     struct prompt_waiter self = {0, 0, SPY_PROMPT_DENY, NULL};
-    char data[2048];
+    /* The event name (256 bytes) and target may each grow sixfold when
+     * escaped: a cut line would leave the thread waiting forever. */
+    char data[8192];
     struct spy_buf b = {data, 0, sizeof(data), 0};
 
     if (C.fd < 0 || !spy_stream_active()) {

@@ -89,7 +89,7 @@ send_message(struct spy_buf *b)
 static void
 send_breakpoint_error(long long id, const char *message)
 {
-    char data[1024];
+    char data[8192];    /* 800 bytes of message, escaped: up to 4800 */
     struct spy_buf b = {data, 0, sizeof(data), 0};
 
     spy_buf_lit(&b, "{\"type\":\"breakpointError\",\"id\":");
@@ -103,7 +103,7 @@ send_breakpoint_error(long long id, const char *message)
 static void
 send_failure(long long id, const char *message)
 {
-    char data[1024];
+    char data[8192];    /* 800 bytes of message, escaped: up to 4800 */
     struct spy_buf b = {data, 0, sizeof(data), 0};
 
     spy_buf_lit(&b, "{\"type\":\"response\",\"id\":");
@@ -592,7 +592,9 @@ stop(const char *reason, const char *event, PyObject *args, uint64_t seq,
      long long breakpoint_id, PyObject *frame, const char *description)
 {
     pid_t self = spy_thread_id();
-    char data[2048];
+    /* Event name and description, escaped, fit whatever the program
+     * named its event: a dropped "stopped" would hang it. */
+    char data[8192];
     struct spy_buf b = {data, 0, sizeof(data), 0};
     int resume = -1;
 
@@ -766,7 +768,7 @@ static void
 send_log(struct breakpoint *bp, const char *event, PyObject *args,
          uint64_t seq)
 {
-    char message[4096], data[8192];
+    char message[4096], data[32768];
     struct spy_buf b = {data, 0, sizeof(data), 0};
     struct spy_location where;
 
