@@ -14,6 +14,8 @@
  *   - every later line goes through handle_control(), exactly as in
  *     control_reader_main() (ping, promptReply against three pending
  *     prompts, setBreakpoints, pause, continue, request, errors);
+ *   - after each line (program running), the breakpoints meet three events
+ *     as in a hook thread: globs, hit counts, stub conditions, logpoints;
  *   - the whole input runs twice: once with the program running, once
  *     with a thread stopped, when continue/request lines are queued and
  *     then served by debug.c's serve_one() (request bodies come from a
@@ -50,8 +52,6 @@
 
 /* ---- stand-ins for the parts of the launcher that need Python or a
  * process of their own: anything unexpected ends the run loudly. ------- */
-
-struct spy_pyapi spy_py;
 
 static int
 fake_is_initialized(void)
@@ -99,20 +99,32 @@ spy_thread_id(void)
     return 4242;
 }
 
+/* Conditions hold unless they say "False"; "raise" makes one fail as a
+ * raising condition does (-2), "syntax" as one that does not compile. */
 int
 spy_agent_test_condition(struct spy_rule *rule, const char *event,
                          PyObject *args, char *err, size_t err_size)
 {
-    unexpected("spy_agent_test_condition");
-    return -1;
+    FUZZ_CHECK(rule->condition != NULL);
+    if (strstr(rule->condition, "syntax") != NULL) {
+        snprintf(err, err_size, "SyntaxError in '%s'", rule->condition);
+        return -1;
+    }
+    if (strstr(rule->condition, "raise") != NULL) {
+        snprintf(err, err_size, "ValueError: %s\n\x01\"", rule->condition);
+        return -2;
+    }
+    return strstr(rule->condition, "False") == NULL;
 }
 
+/* A logpoint's message: the template itself ("{" fails, as a template
+ * that does not evaluate does). */
 int
 spy_agent_format_log(const char *template, const char *event,
                      PyObject *args, char *out, size_t out_size)
 {
-    unexpected("spy_agent_format_log");
-    return -1;
+    snprintf(out, out_size, "%s", template);
+    return strchr(template, '{') != NULL ? -1 : 0;
 }
 
 void
@@ -179,7 +191,6 @@ spy_hooks_set_busy(int busy)
 int
 spy_location_get(struct spy_location *out)
 {
-    unexpected("spy_location_get");
     return 0;
 }
 
@@ -372,6 +383,11 @@ run_stream(const uint8_t *data, size_t size, int stopped)
         }
         handle_control(line, n);
         fuzz_debug_check_current();
+        if (!stopped) {
+            fuzz_debug_match("open");
+            fuzz_debug_match("socket.connect");
+            fuzz_debug_match("x");
+        }
         if (stopped) {
             fuzz_debug_serve_queue();
         }

@@ -19,5 +19,6 @@ void fuzz_debug_set_stopped(int stopped);
 void fuzz_debug_serve_queue(void);
 void fuzz_debug_reset(void);
 void fuzz_debug_check_current(void);
+void fuzz_debug_match(const char *event);
 
 #endif /* SPY_FUZZ_CONTROL_H */
