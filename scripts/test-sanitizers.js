@@ -116,9 +116,12 @@ function main() {
   build();
   canary(work);
   console.log(`test-sanitizers: ${files.length} test files against ${path.relative(root, launcher)}`);
+  // Under a test runner (test/sanitizers) NODE_TEST_CONTEXT is set, and a nested `node --test` would
+  // then skip every file and succeed: the runner below must be a top-level one.
+  const { NODE_TEST_CONTEXT, ...env } = process.env;
   const r = spawnSync(process.execPath, ['--test', ...files], {
     stdio: 'inherit',
-    env: { ...process.env, SPYTHON_LAUNCHER: launcher, ...sanitizerEnv(logDir) },
+    env: { ...env, SPYTHON_LAUNCHER: launcher, ...sanitizerEnv(logDir) },
   });
   const found = reports(logDir);
   for (const [file, text] of found) {
