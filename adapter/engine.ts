@@ -18,7 +18,7 @@ import { ChannelConnection, ChannelServer, ControlMessage, HelloMessage, JsonlWr
 import { LaunchPlan } from './config';
 import { FloodControl } from './flood';
 import { localizeBody, RemoteReferences } from './inspection';
-import { AuditRecord, eventSummary } from './records';
+import { AuditRecord, eventSummary, ReceivedRecord, RecordReader } from './records';
 
 export type ResumeAction = 'allow' | 'deny' | 'step';
 export type StopReason = 'breakpoint' | 'exception' | 'entry' | 'pause' | 'step';
@@ -84,7 +84,8 @@ export interface Engine {
   /** An event record for the Debug Console (shown by the display filter, admitted by flood control). */
   on(event: 'auditEvent', listener: (record: AuditRecord) => void): this;
   /** Every event record, as parsed, hidden and held-back ones included (the command line's reports). */
-  on(event: 'record', listener: (record: AuditRecord) => void): this;
+  /** Every record, parsed only on demand. */
+  on(event: 'record', listener: (record: ReceivedRecord) => void): this;
   on(event: 'heldBack', listener: (heldBack: HeldBack) => void): this;
   on(event: 'logpoint', listener: (message: LogpointMessage) => void): this;
   on(event: 'stopped', listener: (stop: StopInfo) => void): this;
@@ -448,9 +449,10 @@ export class Engine extends EventEmitter {
     this.eventCounts.set(name, (this.eventCounts.get(name) ?? 0) + 1);
     if (this.writer && !this.writer.write(line) && !this.readingPaused) this.pauseReading(this.writer);
 
-    let record: AuditRecord;
+    // Most records are counted, logged and held back by flood control: they are never parsed in full.
+    let record: ReceivedRecord;
     try {
-      record = JSON.parse(line.toString('utf8')) as AuditRecord;
+      record = launcherProcess.reader.read(name, line);
     } catch (err) {
       this.emit('notice', `Process ${launcherProcess.pid} sent a malformed ${name} record: ${(err as Error).message}`);
       return;
@@ -458,14 +460,15 @@ export class Engine extends EventEmitter {
     launcherProcess.latest.set(record.tid, record);
     this.emit('record', record);
     this.noteThread(launcherProcess, record.tid, record.thread);
+    const denied = record.denied;
     if (launcherProcess.main && !this.started.settled && name.startsWith('cpython.run_')) {
-      if (record.denied) this.startFailed(`${record.denied} refused to start the program: ${eventSummary(record)}`);
+      if (denied) this.startFailed(`${denied} refused to start the program: ${eventSummary(record.record)}`);
       else this.started.resolve();
     }
-    const shown = record.denied !== undefined || this.display.shows(name, record.file);
+    const shown = denied !== undefined || this.display.showsRecord(name, record);
     if (shown && this.flood.admit(name)) {
       this.shownCount++;
-      this.emit('auditEvent', record);
+      this.emit('auditEvent', record.record);
     }
   }
 
@@ -484,7 +487,7 @@ export class Engine extends EventEmitter {
           threadId,
           pid: launcherProcess.pid,
           breakpointId: m.breakpointId,
-          record: latest !== undefined && latest.seq === m.seq ? latest : undefined,
+          record: latest !== undefined && latest.record.seq === m.seq ? latest.record : undefined,
           description: m.description,
         } satisfies StopInfo);
         break;
@@ -582,7 +585,8 @@ export class Engine extends EventEmitter {
 /** One connected process: its channel, the requests it has yet to answer, its stopped threads. */
 class LauncherProcess {
   /** The latest record of each thread: what a stop is about. */
-  readonly latest = new Map<number, AuditRecord>();
+  readonly latest = new Map<number, ReceivedRecord>();
+  readonly reader = new RecordReader();
   readonly stoppedThreads = new Set<number>();
   ended = false;
   private nextRequestId = 1;
