@@ -1,16 +1,39 @@
 #include "buf.h"
 
+/* "00" "01" ... "99": two digits per division. */
+static const char DIGIT_PAIRS[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+size_t
+spy_format_u64(char *out, uint64_t v)
+{
+    char tmp[SPY_U64_DIGITS];
+    size_t i = sizeof(tmp);
+
+    while (v >= 100) {
+        i -= 2;
+        memcpy(tmp + i, DIGIT_PAIRS + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        i -= 2;
+        memcpy(tmp + i, DIGIT_PAIRS + 2 * v, 2);
+    }
+    else {
+        tmp[--i] = (char)('0' + v);
+    }
+    memcpy(out, tmp + i, sizeof(tmp) - i);
+    return sizeof(tmp) - i;
+}
+
 void
 spy_buf_put_u64(struct spy_buf *b, uint64_t v)
 {
-    char tmp[20];
-    size_t i = sizeof(tmp);
+    char tmp[SPY_U64_DIGITS];
 
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    spy_buf_put(b, tmp + i, sizeof(tmp) - i);
+    spy_buf_put(b, tmp, spy_format_u64(tmp, v));
 }
 
 void

@@ -46,7 +46,8 @@ struct scratch {
 };
 
 static struct spy_hooks_config config;
-static pthread_key_t scratch_key;
+static pthread_key_t scratch_key;     /* frees a thread's scratch at its exit */
+static __thread struct scratch *tls_scratch;
 /* Set while this thread is inside the hook: events our own work raises
  * (object.__getattr__ on 3.8, for one) are not recorded. */
 static __thread int tls_in_hook;
@@ -66,16 +67,14 @@ spy_hooks_set_busy(int busy)
 static struct scratch *
 get_scratch(void)
 {
-    struct scratch *s = pthread_getspecific(scratch_key);
-
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL) {
+    if (tls_scratch == NULL) {
+        tls_scratch = calloc(1, sizeof(*tls_scratch));
+        if (tls_scratch == NULL) {
             spy_fatal("out of memory in the audit hook", NULL);
         }
-        pthread_setspecific(scratch_key, s);
+        pthread_setspecific(scratch_key, tls_scratch);
     }
-    return s;
+    return tls_scratch;
 }
 
 static int
@@ -356,12 +355,18 @@ static int
 audit_hook(const char *event, PyObject *args, void *unused)
 {
     PyObject *type = NULL, *value = NULL, *traceback = NULL;
-    struct spy_decision decision = {NULL, "", 0, 0};
+    struct spy_decision decision;
     const char *tamper, *unaudited;
     int had_error;
     struct scratch *s;
 
     (void)unused;
+    /* Not an initializer: that would clear the whole target buffer on
+     * every event. */
+    decision.policy = NULL;
+    decision.target[0] = '\0';
+    decision.explained = 0;
+    decision.ends_program = 0;
     if (tls_in_hook) {
         return nested_event(event, args);
     }
