@@ -704,9 +704,8 @@ export class JsonlWriter extends EventEmitter {
     // Lines cut from one received chunk lie one newline apart: they are kept as one run of bytes
     // instead of a piece and a newline each.
     const run = this.run;
-    const at = run === undefined ? -1 : line.byteOffset - run.byteOffset;
-    if (run !== undefined && line.buffer === run.buffer && at === this.runLength + 1 && run[this.runLength] === NL) {
-      this.runLength = at + line.length;
+    if (run !== undefined && line.byteOffset - run.byteOffset === this.runLength + 1 && run[this.runLength] === NL && line.buffer === run.buffer) {
+      this.runLength += 1 + line.length;
     } else {
       this.endRun();
       this.run = Buffer.from(line.buffer, line.byteOffset, line.buffer.byteLength - line.byteOffset);
@@ -771,12 +770,16 @@ export class JsonlWriter extends EventEmitter {
   private flushBatch(): void {
     if (this.batchLength === 0 || this.error) return;
     this.endRun();
-    const data = Buffer.concat(this.batch, this.batchLength);
+    const pieces = this.batch;
     this.batch = [];
     this.batchLength = 0;
+    // One writev of the pieces as they are, not a copy of them: corked writes go out together.
     // The stream emits 'drain' only after a write it refused; our own mark can be passed while it
     // accepts every write, so each completed write looks again.
-    this.stream.write(data, () => this.maybeDrain());
+    this.stream.cork();
+    for (let i = 0; i < pieces.length - 1; i++) this.stream.write(pieces[i]);
+    this.stream.write(pieces[pieces.length - 1], () => this.maybeDrain());
+    this.stream.uncork();
     this.maybeDrain();
   }
 

@@ -37,6 +37,7 @@ const PID_KEY = Buffer.from(',"pid":');
 const FILE_KEY = Buffer.from(',"file":"');
 const AFTER_FILE = Buffer.from('","line":');
 const ARGS_KEY = Buffer.from(',"args":');
+const TID_KEY = Buffer.from(',"tid":');
 /** After `{"event":"`: where the name starts. */
 const NAME_OFFSET = 10;
 
@@ -115,6 +116,8 @@ export function fullRecord(record: AuditRecord | ReceivedRecord): AuditRecord {
 export class RecordReader {
   private identityBytes = Buffer.alloc(0);
   private identity: RecordIdentity | undefined;
+  /** Where `,"tid":` starts in the identity. */
+  private threadOffset = 0;
 
   /** Throws when the line does not have a record's keys. */
   read(event: string, line: Buffer): ReceivedRecord {
@@ -125,16 +128,20 @@ export class RecordReader {
       if (line[start] === COMMA && ++commas === 3) break;
     }
     let end = start + this.identityBytes.length;
-    if (this.identity === undefined || line[end] !== COMMA || !this.sameIdentity(line, start)) {
+    if (this.identity === undefined || line[end] !== COMMA || !this.sameThread(line, start)) {
       end = this.readIdentity(line, start);
     }
     // The identity is followed by `,"file":"` or by `,"args":`.
     return new ReceivedRecord(event, line, this.identity!, line[end + 2] === LETTER_F ? end : -1);
   }
 
-  private sameIdentity(line: Buffer, start: number): boolean {
+  /**
+   * Whether the identity is the previous record's. Only the thread's part is compared: a connection
+   * carries one process (a forked child opens its own), so its pid and ppid never change.
+   */
+  private sameThread(line: Buffer, start: number): boolean {
     const known = this.identityBytes;
-    for (let i = 0; i < known.length; i++) {
+    for (let i = this.threadOffset; i < known.length; i++) {
       if (line[start + i] !== known[i]) return false;
     }
     return true;
@@ -149,6 +156,7 @@ export class RecordReader {
     const end = file >= 0 && file < args ? file : args;
     this.identity = JSON.parse(`{${line.toString('utf8', start + 1, end)}}`) as RecordIdentity;
     this.identityBytes = Buffer.from(line.subarray(start, end));
+    this.threadOffset = Math.max(this.identityBytes.indexOf(TID_KEY), 0);
     return end;
   }
 }
