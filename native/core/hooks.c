@@ -35,6 +35,11 @@
 struct scratch {
     char record[RECORD_CAPACITY];
     char name[EVENT_NAME_MAX * 6];
+    size_t name_len;
+    /* The raw name `name` was escaped from: a run of one event (the
+     * common case) is escaped once. */
+    char raw_name[EVENT_NAME_MAX];
+    size_t raw_name_len;
     char thread[THREAD_NAME_MAX * 6 + 2];
     size_t thread_len;      /* 0: not known yet */
     unsigned int thread_age;
@@ -190,7 +195,13 @@ put_event_name(struct scratch *s, const char *event)
             n--;
         }
     }
+    if (n == s->raw_name_len && memcmp(event, s->raw_name, n) == 0) {
+        return s->name_len;
+    }
     spy_buf_put_json_chars(&b, event, n);
+    memcpy(s->raw_name, event, n);
+    s->raw_name_len = n;
+    s->name_len = b.len;
     return b.len;
 }
 
