@@ -83,8 +83,7 @@ export interface Engine {
   on(event: 'programOutput', listener: (category: 'stdout' | 'stderr', text: string) => void): this;
   /** An event record for the Debug Console (shown by the display filter, admitted by flood control). */
   on(event: 'auditEvent', listener: (record: AuditRecord) => void): this;
-  /** Every event record, as parsed, hidden and held-back ones included (the command line's reports). */
-  /** Every record, parsed only on demand. */
+  /** Every event record, hidden and held-back ones included (the command line's reports), parsed only on demand. */
   on(event: 'record', listener: (record: ReceivedRecord) => void): this;
   on(event: 'heldBack', listener: (heldBack: HeldBack) => void): this;
   on(event: 'logpoint', listener: (message: LogpointMessage) => void): this;

@@ -83,6 +83,7 @@ function machine(pythons) {
       .map(([v, exe]) => `${commandOutput([exe, '--version']) ?? v} (${exe})`),
     strace: commandOutput(['strace', '-V'])?.split('\n')[0],
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    loadAtStart: os.loadavg()[0],
   };
 }
 
@@ -136,6 +137,7 @@ const CONTENDER_LABEL = {
   cli: 'CLI end to end (Node ingests every record)',
   pyhook: 'hand-written `sys.addaudithook` JSON logger',
   strace: '`strace -f -e trace=file,network`',
+  'cli-startup': 'CLI end to end, the same program raising no event (its start-up)',
 };
 
 const results = [];   // {section, title, rows: [{contender, ratio, seconds, rssKiB, extra}], targets: [...]}
@@ -162,10 +164,20 @@ async function ratioSection(section, title, runs, list, extra) {
   return entry;
 }
 
-/** Nanoseconds each event adds over plain python, round by round: (contender − plain) / events. */
+/**
+ * Nanoseconds each event adds over plain python, round by round: (contender − plain) / events, in
+ * wall time and, when GNU time measured it, in CPU time (user + system of all the contender's
+ * processes: on a loaded machine it is the steadier of the two, but it adds up work done in parallel).
+ */
 function perEventNs(samples, name, events) {
-  const plain = samples.get('plain').seconds;
-  return summary(samples.get(name).seconds.map((t, i) => ((t - plain[i]) / events) * 1e9));
+  const per = (key) => {
+    const plain = samples.get('plain')[key];
+    const mine = samples.get(name)[key];
+    return mine.length === plain.length && mine.length > 0
+      ? summary(mine.map((t, i) => ((t - plain[i]) / events) * 1e9))
+      : undefined;
+  };
+  return { wall: per('seconds'), cpu: per('cpuSeconds') };
 }
 
 function stdlibCopy(python) {
@@ -223,9 +235,12 @@ async function main() {
   }
   if (options.only.has('storm')) {
     const events = SIZE.storm;
+    // The CLI's own start-up (Node, the engine, the channel), to tell it from what each event costs.
+    const cliStartup = contenders(python, [path.join(WORKLOADS, 'storm.py'), '0'], { only: ['cli'] })
+      .map((c) => ({ ...c, name: 'cli-startup' }));
     await ratioSection('storm', `Event storm: ${events.toLocaleString('en')} \`sys.audit\` calls`, R,
-      contenders(python, [path.join(WORKLOADS, 'storm.py'), String(events)]),
-      (samples) => Object.fromEntries([...samples.keys()].filter((n) => n !== 'plain').map((n) => [n, perEventNs(samples, n, events)])));
+      [...contenders(python, [path.join(WORKLOADS, 'storm.py'), String(events)]), ...cliStartup],
+      (samples) => Object.fromEntries(['launcher', 'cli', 'pyhook', 'strace'].filter((n) => samples.has(n)).map((n) => [n, perEventNs(samples, n, events)])));
   }
   if (options.only.has('compileall')) {
     const copy = stdlibCopy(python);
@@ -332,6 +347,8 @@ function report(info) {
   out.push(`- Node: ${info.node}`);
   if (info.strace) out.push(`- ${info.strace}`);
   out.push(`- Date: ${info.date}`);
+  // Other tenants' load is the main source of spread: said, so a noisy table can be read as one.
+  out.push(`- Load average (1 min): ${fmt(info.loadAtStart)} at the start, ${fmt(os.loadavg()[0])} at the end, on ${info.cores} cores`);
   out.push(`- Mode: ${options.quick ? 'quick (fewer rounds, smaller workloads)' : 'full'}`, '');
 
   const targets = [];
@@ -341,11 +358,15 @@ function report(info) {
   out.push('## Workloads × contenders', '');
   for (const r of results.filter((x) => x.rows && !['stamp', 'f5'].includes(x.section))) {
     out.push(`### ${r.title}`, '');
-    out.push('| contender | wall ratio to plain (median) | spread | CPU ratio (median) | wall s (median) | peak RSS MiB (median) | added per event (median, spread) |');
-    out.push('| --- | --- | --- | --- | --- | --- | --- |');
+    const perEventColumns = r.extra !== undefined;
+    out.push(`| contender | wall ratio to plain (median) | spread | CPU ratio (median) | wall s (median) | peak RSS MiB (median) |${perEventColumns ? ' added per event, wall (median, spread) | added per event, CPU (median) |' : ''}`);
+    out.push(`| --- | --- | --- | --- | --- | --- |${perEventColumns ? ' --- | --- |' : ''}`);
     for (const row of r.rows) {
       const perEvent = r.extra?.[row.contender];
-      out.push(`| ${CONTENDER_LABEL[row.contender]} | ${fmt(row.ratio.median, 3)}× | ${spread(row.ratio)} | ${row.cpuRatio ? `${fmt(row.cpuRatio.median, 3)}×` : '—'} | ${fmt(row.seconds.median, 3)} | ${mib(row.rssKiB?.median)} | ${perEvent ? `${fmt(perEvent.median, 0)} ns (${spread(perEvent, 0)})` : ''} |`);
+      const perEventCells = !perEventColumns ? ''
+        : perEvent ? ` ${fmt(perEvent.wall.median, 0)} ns (${spread(perEvent.wall, 0)}) | ${perEvent.cpu ? `${fmt(perEvent.cpu.median, 0)} ns` : '—'} |`
+          : ' | |';
+      out.push(`| ${CONTENDER_LABEL[row.contender]} | ${fmt(row.ratio.median, 3)}× | ${spread(row.ratio)} | ${row.cpuRatio ? `${fmt(row.cpuRatio.median, 3)}×` : '—'} | ${fmt(row.seconds.median, 3)} | ${mib(row.rssKiB?.median)} |${perEventCells}`);
     }
     out.push('');
   }
@@ -353,22 +374,25 @@ function report(info) {
   // Targets of issue #9 (and #7, #10).
   const storm = bySection.storm;
   if (storm) {
+    const perEvent = (ns) => `${fmt(ns.wall.median, 0)} ns wall${ns.cpu ? `, ${fmt(ns.cpu.median, 0)} ns CPU` : ''}`;
     const launcherNs = storm.extra.launcher;
-    targets.push(['≤ 150 ns added per event, launcher, storm (3.12)', `${fmt(launcherNs.median, 0)} ns`, launcherNs.median <= 150]);
+    targets.push(['≤ 150 ns added per event, launcher, storm (3.12)', perEvent(launcherNs), launcherNs.wall.median <= 150]);
     for (const version of ['3.8', '3.13']) {
       const s = bySection[`storm-${version}`];
-      if (s) targets.push([`… held on ${version}`, `${fmt(s.extra.launcher.median, 0)} ns`, s.extra.launcher.median <= 150]);
+      if (s) targets.push([`… held on ${version}`, perEvent(s.extra.launcher), s.extra.launcher.wall.median <= 150]);
     }
     const cli = rowOf('storm', 'cli');
     if (cli) {
       targets.push(['CLI end to end ≤ 3× on the storm', `${fmt(cli.ratio.median)}×`, cli.ratio.median <= 3]);
-      const eventsPerSecond = SIZE.storm / (cli.seconds.median - rowOf('storm', 'plain').seconds.median);
-      targets.push(['Node ingest ≥ 4 M events/s (storm events / time the CLI adds)', `${fmt(eventsPerSecond / 1e6)} M/s`, eventsPerSecond >= 4e6]);
-    }
-    const pyhookNs = storm.extra.pyhook;
-    if (pyhookNs && storm.extra.cli) {
-      const factor = pyhookNs.median / storm.extra.cli.median;
-      targets.push(['CLI ≥ 10× cheaper per event than the hand-written Python hook', `${fmt(factor, 1)}× (${fmt(storm.extra.cli.median, 0)} vs ${fmt(pyhookNs.median, 0)} ns)`, factor >= 10]);
+      // What one more event costs end to end, the CLI's start-up left out (paired, round by round).
+      const startup = storm.samples.get('cli-startup').seconds;
+      const marginalNs = summary(storm.samples.get('cli').seconds.map((t, i) => ((t - startup[i]) / SIZE.storm) * 1e9));
+      targets.push(['Node ingest ≥ 4 M events/s (end to end: storm events / (CLI time − CLI start-up time))', `${fmt(1e3 / marginalNs.median)} M/s`, marginalNs.median <= 250]);
+      const pyhookNs = storm.extra.pyhook;
+      if (pyhookNs) {
+        const factor = pyhookNs.wall.median / marginalNs.median;
+        targets.push(['CLI ≥ 10× cheaper per event than the hand-written Python hook (CLI start-up left out)', `${fmt(factor, 1)}× (${fmt(marginalNs.median, 0)} vs ${fmt(pyhookNs.wall.median, 0)} ns)`, factor >= 10]);
+      }
     }
   }
   for (const [section, limit] of [['imports', 1.02], ['compileall', 1.02], ['unittest', 1.02], ['fileio', 1.05]]) {

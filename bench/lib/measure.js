@@ -64,11 +64,11 @@ function summary(values) {
  * Runs `rounds` rounds of every contender (after one warm-up round that is not counted). Each
  * contender is `{name, run: () => Promise<{seconds, rssKiB?, cpuSeconds?}>, before?, after?}`;
  * `before`/`after` prepare and clean up outside the timed part. The first contender is the baseline.
- * Returns per contender, round by round: its wall seconds, peak RSS, and its wall and CPU ratios to
- * the baseline.
+ * Returns per contender, round by round: its wall and CPU seconds, peak RSS, and its wall and CPU
+ * ratios to the baseline.
  */
 async function paired(contenders, rounds, progress) {
-  const samples = new Map(contenders.map((c) => [c.name, { seconds: [], rssKiB: [], ratio: [], cpuRatio: [] }]));
+  const samples = new Map(contenders.map((c) => [c.name, { seconds: [], cpuSeconds: [], rssKiB: [], ratio: [], cpuRatio: [] }]));
   for (let round = -1; round < rounds; round++) {
     const times = new Map();
     const shift = Math.max(round, 0) % contenders.length;
@@ -87,7 +87,10 @@ async function paired(contenders, rounds, progress) {
       s.seconds.push(result.seconds);
       s.ratio.push(result.seconds / base.seconds);
       if (result.rssKiB !== undefined) s.rssKiB.push(result.rssKiB);
-      if (result.cpuSeconds !== undefined) s.cpuRatio.push(result.cpuSeconds / base.cpuSeconds);
+      if (result.cpuSeconds !== undefined) {
+        s.cpuSeconds.push(result.cpuSeconds);
+        s.cpuRatio.push(result.cpuSeconds / base.cpuSeconds);
+      }
     }
   }
   return samples;
