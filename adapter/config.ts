@@ -241,11 +241,17 @@ export function planLaunch(attributes: unknown, baseEnv: NodeJS.ProcessEnv = pro
     if (a[key] !== undefined) launcherConfig[key] = a[key];
   }
 
+  const consoleKind: ConsoleKind = a.console ?? 'internalConsole';
+  const env = programEnvironment(baseEnv, a.envFile === undefined ? undefined : path.resolve(cwd, a.envFile), a.env);
+  // In the Debug Console the program writes to a pipe, where Python would buffer its output until
+  // exit: unbuffered, prints interleave with the audit events they belong with (as under debugpy).
+  if (consoleKind === 'internalConsole' && !('PYTHONUNBUFFERED' in env)) env.PYTHONUNBUFFERED = '1';
+
   return {
     launcherArgs,
     cwd,
-    env: programEnvironment(baseEnv, a.envFile === undefined ? undefined : path.resolve(cwd, a.envFile), a.env),
-    console: a.console ?? 'internalConsole',
+    env,
+    console: consoleKind,
     launcherConfig,
     breakOnEvents: ((a.breakOnEvents ?? []) as PolicyRule[]).map((rule) =>
       typeof rule === 'string' ? { event: rule } : (rule as EventBreakpoint),

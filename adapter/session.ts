@@ -3,13 +3,16 @@
 // standalone (`node dist/adapter.js`, on stdio or --server=PORT) and under the CLI.
 //
 // Beyond standard DAP: the custom request `deny` ({threadId}) resumes a stopped thread and makes the
-// audited operation raise PermissionError; the custom event `spythonPrompt` ({id, event, target, pid,
+// audited operation raise PermissionError (a `continued` event follows, as clients only assume it for
+// their own continue requests); the custom event `spythonRunLog` ({path}) names the JSONL file that
+// receives every record of the session, once the launch has succeeded; the custom event `spythonPrompt` ({id, event, target, pid,
 // tid}) asks whether an operation matching promptEvents may proceed, answered by the custom request
 // `spythonPromptReply` ({id, answer: "allow" | "allowAlways" | "deny"}).
 
 import * as path from 'node:path';
 import {
   BreakpointEvent,
+  ContinuedEvent,
   DebugSession,
   ExitedEvent,
   InitializedEvent,
@@ -33,6 +36,9 @@ const RUN_IN_TERMINAL_TIMEOUT_MS = 15_000;
 /** Event names listed in the closing summary. */
 const SUMMARY_TOP_EVENTS = 8;
 const PROMPT_ANSWERS: readonly PromptAnswer[] = ['allow', 'allowAlways', 'deny'];
+const LINE_BREAKPOINT_MESSAGE =
+  'SPython Debug stops on audit events, not on lines: add a function breakpoint named after an event ' +
+  '(e.g. socket.connect, or SPython: Add Audit Event Breakpoint…); for line breakpoints use the Python debugger.'
 
 /** Error ids of failed responses. */
 const enum ErrorId {
@@ -95,6 +101,7 @@ export class SPythonDebugSession extends DebugSession {
     if (this.configurationIsDone) engine.configurationDone();
     try {
       await engine.start(plan);
+      if (engine.runLog) this.sendEvent(new CustomEvent('spythonRunLog', { path: engine.runLog }));
       this.sendResponse(response);
     } catch (err) {
       this.fail(response, ErrorId.Launch, err, true);
@@ -114,6 +121,17 @@ export class SPythonDebugSession extends DebugSession {
     const states = this.breakpoints.setFunctionBreakpoints(args.breakpoints);
     response.body = { breakpoints: states };
     this.pushBreakpoints();
+    this.sendResponse(response);
+  }
+
+  /** Lines are not where this debugger stops: each line breakpoint is answered unverified, saying why. */
+  protected setBreakPointsRequest(
+    response: DebugProtocol.SetBreakpointsResponse,
+    args: DebugProtocol.SetBreakpointsArguments,
+  ): void {
+    response.body = {
+      breakpoints: (args.breakpoints ?? []).map((bp) => ({ verified: false, line: bp.line, message: LINE_BREAKPOINT_MESSAGE })),
+    };
     this.sendResponse(response);
   }
 
@@ -189,9 +207,11 @@ export class SPythonDebugSession extends DebugSession {
 
   protected customRequest(command: string, response: DebugProtocol.Response, args: any): void {
     switch (command) {
-      case 'deny':
-        this.answer(response, () => this.running().resume(Number(args?.threadId), 'deny'));
+      case 'deny': {
+        const threadId = Number(args?.threadId);
+        this.answer(response, () => this.running().resume(threadId, 'deny'), () => this.sendEvent(new ContinuedEvent(threadId, true)));
         return;
+      }
       case 'spythonPromptReply':
         this.answer(response, () => {
           if (!PROMPT_ANSWERS.includes(args?.answer)) {
@@ -238,7 +258,7 @@ export class SPythonDebugSession extends DebugSession {
     engine.on('threadExited', (threadId) => this.sendEvent(new ThreadEvent('exited', threadId)));
     engine.on('prompt', (prompt) => {
       this.console(`${prompt.event} ${prompt.target} is waiting: may it proceed? (allow, allow always or deny)`);
-      this.sendEvent(new SPythonPromptEvent(prompt));
+      this.sendEvent(new CustomEvent('spythonPrompt', prompt));
     });
     engine.on('breakpointError', (id, message) => {
       const origin = this.breakpoints.origin(id);
@@ -312,11 +332,15 @@ export class SPythonDebugSession extends DebugSession {
   }
 
   /** Runs a request's work and answers it: success, or an error response with the error's message. */
-  private answer(response: DebugProtocol.Response, work: () => void | Promise<void>): void {
+  /** Sends `response` once `work` is done (or fails with its error), then runs `after` on success. */
+  private answer(response: DebugProtocol.Response, work: () => void | Promise<void>, after?: () => void): void {
     Promise.resolve()
       .then(work)
       .then(
-        () => this.sendResponse(response),
+        () => {
+          this.sendResponse(response);
+          after?.();
+        },
         (err) => this.fail(response, ErrorId.Request, err, false),
       );
   }
@@ -339,11 +363,14 @@ export class SPythonDebugSession extends DebugSession {
     });
 }
 
-class SPythonPromptEvent implements DebugProtocol.Event {
+/** The custom events: `spythonPrompt` and `spythonRunLog` (see the top of this file). */
+class CustomEvent implements DebugProtocol.Event {
   readonly seq = 0;
   readonly type = 'event';
-  readonly event = 'spythonPrompt';
-  constructor(readonly body: { id: number; event: string; target: string; pid: number; tid: number }) {}
+  constructor(
+    readonly event: 'spythonPrompt' | 'spythonRunLog',
+    readonly body: object,
+  ) {}
 }
 
 /** 'Paused on socket.connect ('127.0.0.1', 8080)'. */

@@ -142,11 +142,6 @@ export class SPythonConfigurationProvider implements vscode.DebugConfigurationPr
       const dir = folder?.uri.scheme === 'file' ? folder.uri.fsPath : program && path.isAbsolute(program) ? path.dirname(program) : undefined;
       if (dir) config.cwd = dir;
     }
-    // In the Debug Console the program writes to a pipe, where Python buffers its output until exit:
-    // unbuffered, prints interleave with the audit events they belong with (as under debugpy).
-    const console = config.console ?? 'internalConsole';
-    const env = config.env && typeof config.env === 'object' ? config.env : {};
-    if (console === 'internalConsole' && !('PYTHONUNBUFFERED' in env)) config.env = { ...env, PYTHONUNBUFFERED: '1' };
     if (config.runsDir === undefined) {
       fs.mkdirSync(this.runsDir, { recursive: true, mode: 0o700 });
       config.runsDir = this.runsDir;

@@ -124,7 +124,7 @@ export class Session {
 
   private constructor(dc: DebugClient) {
     this.dc = dc;
-    for (const name of ['output', 'stopped', 'exited', 'terminated', 'thread', 'breakpoint', 'spythonPrompt']) {
+    for (const name of ['output', 'stopped', 'continued', 'exited', 'terminated', 'thread', 'breakpoint', 'spythonPrompt', 'spythonRunLog']) {
       dc.on(name, (event: DebugProtocol.Event) => {
         this.events.push(event);
         if (name === 'output') this.outputs.push(event.body);

@@ -116,7 +116,16 @@ describe('a valid launch configuration', () => {
       EXPORTED: 'yes',
       OVERRIDDEN: 'env',
       ADDED: 'added',
+      PYTHONUNBUFFERED: '1',
     });
+  });
+
+  test('PYTHONUNBUFFERED=1 for the Debug Console (a pipe), unless set; not for a terminal', () => {
+    const { program } = fixture();
+    assert.equal(planLaunch({ program }, {}).env.PYTHONUNBUFFERED, '1');
+    assert.equal(planLaunch({ program, env: { PYTHONUNBUFFERED: '' } }, {}).env.PYTHONUNBUFFERED, '');
+    assert.equal(planLaunch({ program }, { PYTHONUNBUFFERED: '0' }).env.PYTHONUNBUFFERED, '0');
+    assert.equal(planLaunch({ program, console: 'integratedTerminal' }, {}).env.PYTHONUNBUFFERED, undefined);
   });
 
   test("the editor's own attributes are accepted", () => {
