@@ -7,7 +7,7 @@ import { DebugProtocol } from '@vscode/debugprotocol';
 import { SPythonDebugSession } from '../adapter/session';
 import { AuditModel, RunLogReader } from './auditModel';
 import { DEBUG_TYPE } from './configuration';
-import { parseVerifyWarning } from './present';
+import { parseCodeRefusal, parseVerifyWarning } from './present';
 
 /** How often a running session's run log is read. */
 const READ_INTERVAL_MS = 250;
@@ -45,7 +45,11 @@ export class TrackedSession {
   readRunLog(log: string): void {
     if (this.reader) return;
     this.runLog = log;
-    this.reader = new RunLogReader(log, (line) => this.model.addLine(line));
+    this.reader = new RunLogReader(log, (line) => {
+      this.model.addLine(line);
+      const refusal = parseCodeRefusal(line);
+      if (refusal) this.manager.runProblem(refusal.file, refusal.message, vscode.DiagnosticSeverity.Error);
+    });
     this.timer = setInterval(() => void this.reader?.read(), READ_INTERVAL_MS);
     void this.reader.read();
   }
@@ -60,7 +64,11 @@ export class TrackedSession {
       const warning = parseVerifyWarning(line);
       if (!warning) continue;
       this.verifyWarnings++;
-      this.manager.verifyWarning(warning.file, `verifyImports (warn) would refuse this file: ${warning.reason}${warning.detail ? `: ${warning.detail}` : ''}`);
+      this.manager.runProblem(
+        warning.file,
+        `verifyImports (warn) would refuse this file: ${warning.reason}${warning.detail ? `: ${warning.detail}` : ''}`,
+        vscode.DiagnosticSeverity.Warning,
+      );
     }
   }
 
@@ -203,11 +211,12 @@ export class SessionManager implements vscode.DebugAdapterDescriptorFactory, vsc
     this.changeEmitter.fire();
   }
 
-  verifyWarning(file: string, message: string): void {
+  /** A code file the run's verifyImports refused (or would refuse, in warn mode): a problem on the file itself. */
+  runProblem(file: string, message: string, severity: vscode.DiagnosticSeverity): void {
     const uri = vscode.Uri.file(file);
     const existing = this.verifyDiagnostics.get(uri) ?? [];
     if (existing.some((d) => d.message === message)) return;
-    const diagnostic = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), message, vscode.DiagnosticSeverity.Warning);
+    const diagnostic = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), message, severity);
     diagnostic.source = 'SPython Debug';
     this.verifyDiagnostics.set(uri, [...existing, diagnostic]);
   }
