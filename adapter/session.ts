@@ -27,7 +27,7 @@ import { BreakpointRegistry, FilterRequest } from './breakpoints';
 import { DENIED_CATEGORY, EVENT_CATEGORIES } from './catalog';
 import { LaunchPlan, planLaunch } from './config';
 import { Engine, HeldBack, InspectionCommand, PromptAnswer, StopInfo, TerminalStarter } from './engine';
-import { AuditRecord, eventLine, eventSummary } from './records';
+import { AuditRecord, eventLine, eventSite, eventSummary } from './records';
 
 /** The launcher: dist/bin/spython beside the bundle (dist/adapter.js), unless SPYTHON_LAUNCHER says otherwise. */
 const LAUNCHER = process.env.SPYTHON_LAUNCHER ?? path.join(__dirname, 'bin', 'spython');
@@ -250,7 +250,10 @@ export class SPythonDebugSession extends DebugSession {
 
   private listenTo(engine: Engine): void {
     engine.on('programOutput', (category, text) => this.sendEvent(new OutputEvent(text, category)));
-    engine.on('auditEvent', (record) => this.sendEvent(this.located(eventLine(record), record.file, record.line, record)));
+    engine.on('auditEvent', (record) => {
+      const site = eventSite(record);
+      this.sendEvent(this.located(eventLine(record), site.file, site.line, record));
+    });
     engine.on('heldBack', (heldBack) => this.console(heldBackLine(heldBack, this.breakpoints)));
     engine.on('logpoint', (message) => this.sendEvent(this.located(message.message, message.file, message.line)));
     engine.on('stopped', (stop) => this.sendEvent(this.stoppedEvent(stop)));

@@ -17,7 +17,7 @@ import { Answer, Terminal } from './ask';
 import { EXIT_FAIL_ON, EXIT_LAUNCHER } from './exit';
 import { findConfiguration, resolveVariables, UsageError } from './launchjson';
 import { findLauncher } from './launcher';
-import { colors, Colors, eventLine, location, n, tag, useColor } from './render';
+import { colors, Colors, eventLine, location, n, siteLocation, tag, useColor } from './render';
 import { sarifLog } from './sarif';
 import { RunStats, summaryText } from './summary';
 
@@ -477,7 +477,7 @@ function safely(action: () => void): void {
 
 function stopWhat(stop: StopInfo, base: string): string {
   if (stop.record) {
-    const where = location(stop.record.file, stop.record.line, base);
+    const where = siteLocation(stop.record, base);
     const denied = stop.record.denied ? ` (denied by ${stop.record.denied})` : '';
     return `${eventSummary(stop.record)}${denied}${where ? ` at ${where}` : ''}`;
   }

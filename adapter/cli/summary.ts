@@ -5,7 +5,7 @@
 import Table from 'cli-table3';
 import { eventMatcher, mainArgument } from '../catalog';
 import { AuditRecord, formatValue } from '../records';
-import { categoryLabel, categoryOf, Colors, location, n, OTHER_CATEGORY, SUMMARY_CATEGORIES, truncate } from './render';
+import { categoryLabel, categoryOf, Colors, n, OTHER_CATEGORY, siteLocation, SUMMARY_CATEGORIES, truncate } from './render';
 
 /** Records kept for the reports (denied and --fail-on ones); past this, they are counted only. */
 const MAX_FINDINGS = 100_000;
@@ -178,7 +178,7 @@ export function summaryText(stats: RunStats, ctx: SummaryContext): string {
         c.red(record.event),
         truncate(targetText(record), 50),
         record.denied ?? '',
-        shorten(location(record.file, record.line, ctx.base), 50) + (stats.processes.size > 1 ? ` (pid ${record.pid})` : ''),
+        shorten(siteLocation(record, ctx.base), 50) + (stats.processes.size > 1 ? ` (pid ${record.pid})` : ''),
       ]);
     }
     out.push(denied.toString());

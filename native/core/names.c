@@ -1,7 +1,8 @@
 #include "names.h"
 
 static const char *const texts[SPY_NAME_COUNT] = {
-    "threading", "_active", "_name", "f_code", "co_filename", "co_name",
+    "threading", "_active", "_name", "f_code", "f_back", "co_filename",
+    "co_name",
 };
 static PyObject *interned[SPY_NAME_COUNT];
 static int ready;

@@ -83,6 +83,8 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, PyObject *, PyEval_GetFrame, (void)) \
     X(1, int, PyFrame_GetLineNumber, (PyObject *)) \
     X(0, PyObject *, PyFrame_GetCode, (PyObject *)) \
+    X(0, PyObject *, PyFrame_GetBack, (PyObject *)) \
+    X(1, PyObject *, PySys_GetObject, (const char *)) \
     X(0, void *, PyThreadState_GetUnchecked, (void)) \
     X(0, void *, _PyThreadState_UncheckedGet, (void)) \
     X(1, unsigned long, PyThread_get_thread_ident, (void)) \

@@ -219,6 +219,26 @@ for (const target of channelTargets()) {
       assert.equal(f.func, 'where');
     });
 
+    test("an event raised in the library carries the program's calling line as `caller`", () => {
+      records ??= parseRecords(conn);
+      const popen = records.find((r) => r.event === 'subprocess.Popen');
+      assert.ok(popen, 'no subprocess.Popen record');
+      assert.match(String(popen.file), /subprocess\.py$/);
+      assert.deepEqual(popen.caller, { file: basicScript, line: 8, func: '<module>' });
+      // The import system's reads for `import subprocess` are placed at the import statement.
+      const read = records.find((r) => r.event === 'open' && /\/subprocess(\.cpython-\d+)?\.pyc?$/.test(String(r.args[0])));
+      assert.ok(read, 'no open of subprocess.py');
+      assert.match(String(read.file), /^<frozen importlib\./);
+      assert.deepEqual(read.caller, { file: basicScript, line: 1, func: '<module>' });
+      // Program code's own events have no caller.
+      for (const name of ['spy.test', 'spy.func']) assert.equal(records.find((r) => r.event === name)?.caller, undefined, name);
+      for (const r of records) {
+        if (r.caller === undefined) continue;
+        const caller = r.caller as Record<string, unknown>;
+        assert.ok(typeof caller.file === 'string' && isInt(caller.line) && typeof caller.func === 'string', `caller of ${r.event}`);
+      }
+    });
+
     test("the 'exit' control message carries the status on normal exit", () => {
       const exits = conn.controls.filter((c) => c.type === 'exit');
       if (target.mode === 'preload') {
