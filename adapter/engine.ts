@@ -17,6 +17,7 @@ import { EventDisplay } from './catalog';
 import { ChannelConnection, ChannelServer, ControlMessage, HelloMessage, JsonlWriter } from './channel';
 import { LaunchPlan } from './config';
 import { FloodControl } from './flood';
+import { ProcessTree } from './peers';
 import { localizeBody, RemoteReferences } from './inspection';
 import { AuditRecord, eventSummary } from './records';
 
@@ -61,13 +62,16 @@ export interface LogpointMessage {
 /** Lines flood control held back since the last summary. */
 export type HeldBack = { kind: 'event'; name: string; count: number } | { kind: 'logpoint'; breakpointId: number; count: number };
 
-/** How the program starts in one of the editor's terminals; resolves once it has been started. */
+/**
+ * How the program starts in one of the editor's terminals; resolves once it has been started, with the
+ * launcher's pid when it is known (the channel then admits only that process tree from the start).
+ */
 export type TerminalStarter = (request: {
   kind: 'integrated' | 'external';
   cwd: string;
   args: string[];
   env: Record<string, string>;
-}) => Promise<void>;
+}) => Promise<number | void>;
 
 export interface EngineOptions {
   /** The hooked launcher, dist/bin/spython. */
@@ -130,6 +134,8 @@ export class Engine extends EventEmitter {
   private display!: EventDisplay;
   private readonly flood = new FloodControl<string | number>();
   private server: ChannelServer | undefined;
+  /** Who may connect: the launched process and its descendants. */
+  private tree: ProcessTree | undefined;
   private writer: JsonlWriter | undefined;
   private child: ChildProcess | undefined;
   /** The process the session launched (the first to connect); the others were forked by it. */
@@ -169,7 +175,11 @@ export class Engine extends EventEmitter {
     this.writer = await openRunLog(plan, this.options.runLog);
     this.runLog = this.writer.path;
     this.writer.on('error', (err) => this.emit('notice', `Cannot write ${this.runLog}: ${err.message}`));
-    this.server = await ChannelServer.create({ config: (hello, connection) => this.welcome(hello, connection) });
+    const tree = (this.tree = new ProcessTree(undefined, (why) => this.emit('notice', why)));
+    this.server = await ChannelServer.create({
+      config: (hello, connection) => this.welcome(hello, connection),
+      checkPeer: (socket, hello) => tree.check(socket, hello),
+    });
     const env = { ...plan.env, ...this.server.env };
     this.launched = true;
     this.summaryTimer = setInterval(() => this.reportHeldBack(), SUMMARY_INTERVAL_MS);
@@ -310,6 +320,7 @@ export class Engine extends EventEmitter {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    if (child.pid !== undefined) this.tree?.setRoot(child.pid);
     this.forwardOutput(child, 'stdout');
     this.forwardOutput(child, 'stderr');
     const outputClosed = new Promise<void>((resolve) => child.once('close', () => resolve()));
@@ -346,12 +357,13 @@ export class Engine extends EventEmitter {
           'use "internalConsole".',
       );
     }
-    await this.options.startInTerminal({
+    const pid = await this.options.startInTerminal({
       kind: this.plan.console === 'externalTerminal' ? 'external' : 'integrated',
       cwd: this.plan.cwd,
       args: [this.options.launcher, ...this.plan.launcherArgs],
       env,
     });
+    if (typeof pid === 'number') this.tree?.setRoot(pid);
     // No process handle here: the launcher's own message is in the terminal if it never connects.
     const timer = setTimeout(() => {
       if (this.main) return;

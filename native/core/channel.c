@@ -340,7 +340,10 @@ put_hello(struct spy_buf *b)
     spy_buf_lit(b, ",\"pid\":");
     spy_buf_put_i64(b, getpid());
     spy_buf_lit(b, ",\"ppid\":");
-    spy_buf_put_i64(b, getppid());
+    /* A forked child names the process it was forked from, as its records
+     * do, even when that one has exited since and it was re-parented: the
+     * reader's peer check follows the name (adapter/peers.ts). */
+    spy_buf_put_i64(b, spy_stream_pid() != 0 ? spy_stream_ppid() : getppid());
     spy_buf_lit(b, ",\"python\":");
     spy_buf_put_json_string(b, i->python_version, strlen(i->python_version));
     spy_buf_lit(b, ",\"mode\":");

@@ -94,6 +94,18 @@ spy_stream_set_reconnect(spy_stream_reconnect_fn reconnect)
 }
 
 pid_t
+spy_stream_pid(void)
+{
+    return 4242;
+}
+
+pid_t
+spy_stream_ppid(void)
+{
+    return 4200;
+}
+
+pid_t
 spy_thread_id(void)
 {
     return 4242;
