@@ -140,11 +140,20 @@ current_code(PyObject **frame_out)
         return NULL;
     }
     *frame_out = frame;
-    /* 3.8 has no PyFrame_GetCode; the attribute read raises a nested
-     * object.__getattr__ event, which the hook's guard drops. */
-    code = spy_py.PyFrame_GetCode != NULL
-           ? spy_py.PyFrame_GetCode(frame)
-           : spy_get_attr(frame, SPY_NAME_F_CODE);
+    /* 3.8 has no PyFrame_GetCode, and reading the attribute raises an
+     * object.__getattr__ event, whose hooks are the program's: they would
+     * run inside this hook, and a RecursionError they hit there (a hook
+     * that audits recursively) would be swallowed here, leaving CPython
+     * past its recursion limit for good ("Cannot recover from stack
+     * overflow").  Its frame starts with PyObject_VAR_HEAD, f_back,
+     * f_code: read it there. */
+    if (spy_py.PyFrame_GetCode != NULL) {
+        code = spy_py.PyFrame_GetCode(frame);
+    }
+    else {
+        code = ((PyObject **)frame)[4];
+        spy_py.Py_IncRef(code);
+    }
     if (code == NULL) {
         spy_py.PyErr_Clear();
     }
