@@ -389,6 +389,11 @@ export async function runCommand(program: string | undefined, args: string[], fl
 
   // --- the end -------------------------------------------------------------------------------
 
+  if (!('error' in end)) {
+    const stopped = engine.launcherStopped(end.code ?? undefined);
+    if (stopped) note(stopped);
+  }
+
   let status: number;
   let ending: string;
   if ('error' in end) {

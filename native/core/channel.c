@@ -323,6 +323,7 @@ control_reader_main(void *arg)
         handle_control(line, n);
     }
     if (spy_stream_active()) {
+        spy_stream_verify();    /* the program's doing? says so and ends */
         spy_fatal("the audit channel closed; stopping the program", NULL);
     }
     return NULL;

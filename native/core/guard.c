@@ -4,6 +4,7 @@
 #include "agent.h"
 #include "children.h"
 #include "codecheck.h"
+#include "fdguard.h"
 #include "policy.h"
 #include "prompt.h"
 #include "render.h"
@@ -236,8 +237,13 @@ const char *
 spy_guard_tamper_check(void)
 {
     static PyObject *sys_dict, *original, *reported, *key_audit;
+    static char descriptor_report[256];
     PyObject *current;
 
+    if (spy_fdguard_take_report(descriptor_report,
+                                sizeof(descriptor_report))) {
+        return descriptor_report;
+    }
     if (!spy_py.Py_IsInitialized()) {
         return NULL;
     }

@@ -93,6 +93,12 @@ spy_stream_set_reconnect(spy_stream_reconnect_fn reconnect)
     unexpected("spy_stream_set_reconnect");
 }
 
+void
+spy_stream_verify(void)
+{
+    unexpected("spy_stream_verify");
+}
+
 pid_t
 spy_stream_pid(void)
 {
