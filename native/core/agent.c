@@ -63,7 +63,13 @@ take_error(char *err, size_t err_size)
         const char *utf8 = spy_py.PyUnicode_AsUTF8AndSize(text, &n);
 
         if (utf8 != NULL) {
-            spy_buf_put(&b, utf8, (size_t)n < b.cap ? (size_t)n : b.cap);
+            size_t cut = spy_utf8_prefix(utf8, (size_t)n,
+                                         b.cap > 3 ? b.cap - 3 : 0);
+
+            spy_buf_put(&b, utf8, cut);
+            if (cut < (size_t)n) {
+                spy_buf_lit(&b, "...");
+            }
         }
         spy_py.Py_DecRef(text);
     }

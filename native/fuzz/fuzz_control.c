@@ -390,7 +390,7 @@ run_stream(const uint8_t *data, size_t size, int stopped)
         if (too_long) {
             /* control_reader_main() */
             FUZZ_CHECK(n == 200);
-            send_protocol_error("control message longer than 1 MiB", line, n);
+            spy_channel_protocol_error("control message longer than 1 MiB", line, n);
             first = 0;
             continue;
         }
