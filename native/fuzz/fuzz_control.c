@@ -213,6 +213,12 @@ spy_location_get(struct spy_location *out)
 }
 
 int
+spy_agent_loaded(void)
+{
+    return 0;
+}
+
+int
 spy_codecheck_deny_interactive(void)
 {
     return 0;
