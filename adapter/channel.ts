@@ -88,9 +88,17 @@ export type ConfigSource =
   | object
   | ((hello: HelloMessage, connection: ChannelConnection) => object | Promise<object>);
 
+/**
+ * Decides, once the token has been verified, whether the process at the other end may join: undefined
+ * when it may, else why not (the connection is then rejected). See adapter/peers.ts.
+ */
+export type PeerCheck = (socket: net.Socket, hello: HelloMessage) => string | undefined;
+
 export interface ChannelServerOptions {
   /** Sent in every `welcome`; default `{}`. Can be changed later through `server.config`. */
   config?: ConfigSource;
+  /** Checks each peer after its token (default: none, the token alone). */
+  checkPeer?: PeerCheck;
 }
 
 export interface ChannelEnv {
@@ -178,11 +186,13 @@ export class ChannelConnection extends EventEmitter {
    * @param socket the accepted socket (any Duplex works, which is what the unit tests use)
    * @param token the expected token
    * @param getConfig the configuration source (see `ConfigSource`)
+   * @param checkPeer who may connect besides the token's holder (see `PeerCheck`)
    */
   constructor(
     readonly socket: Duplex,
     private readonly token: string,
     private readonly getConfig: () => ConfigSource,
+    private readonly checkPeer?: PeerCheck,
   ) {
     super();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -430,6 +440,11 @@ export class ChannelConnection extends EventEmitter {
       return;
     }
     const hello = msg as HelloMessage;
+    const refusal = this.checkPeer?.(this.socket as net.Socket, hello);
+    if (refusal !== undefined) {
+      this.reject(`peer check failed: ${refusal}`);
+      return;
+    }
 
     let config: object | Promise<object>;
     const source = this.getConfig();
@@ -550,6 +565,7 @@ export class ChannelServer extends EventEmitter {
     readonly token: string,
     private readonly server: net.Server,
     config: ConfigSource,
+    private readonly checkPeer: PeerCheck | undefined,
   ) {
     super();
     this.config = config;
@@ -574,7 +590,7 @@ export class ChannelServer extends EventEmitter {
           resolve();
         });
       });
-      return new ChannelServer(dir, socketPath, token, server, options.config ?? {});
+      return new ChannelServer(dir, socketPath, token, server, options.config ?? {}, options.checkPeer);
     } catch (err) {
       await fsp.rm(dir, { recursive: true, force: true });
       throw err;
@@ -603,7 +619,7 @@ export class ChannelServer extends EventEmitter {
       socket.destroy();
       return;
     }
-    const connection = new ChannelConnection(socket, this.token, () => this.config);
+    const connection = new ChannelConnection(socket, this.token, () => this.config, this.checkPeer);
     this.connections.push(connection);
     this.emit('connection', connection);
   }

@@ -16,7 +16,8 @@ import { BreakpointEntry } from './breakpoints';
 import { EventDisplay } from './catalog';
 import { ChannelConnection, ChannelServer, ControlMessage, HelloMessage, JsonlWriter } from './channel';
 import { LaunchPlan } from './config';
-import { FloodControl } from './flood';
+import { FloodControl, OutputBudget } from './flood';
+import { ProcessTree } from './peers';
 import { localizeBody, RemoteReferences } from './inspection';
 import { AuditRecord, eventSummary } from './records';
 
@@ -61,13 +62,16 @@ export interface LogpointMessage {
 /** Lines flood control held back since the last summary. */
 export type HeldBack = { kind: 'event'; name: string; count: number } | { kind: 'logpoint'; breakpointId: number; count: number };
 
-/** How the program starts in one of the editor's terminals; resolves once it has been started. */
+/**
+ * How the program starts in one of the editor's terminals; resolves once it has been started, with the
+ * launcher's pid when it is known (the channel then admits only that process tree from the start).
+ */
 export type TerminalStarter = (request: {
   kind: 'integrated' | 'external';
   cwd: string;
   args: string[];
   env: Record<string, string>;
-}) => Promise<void>;
+}) => Promise<number | void>;
 
 export interface EngineOptions {
   /** The hooked launcher, dist/bin/spython. */
@@ -129,7 +133,11 @@ export class Engine extends EventEmitter {
   private plan!: LaunchPlan;
   private display!: EventDisplay;
   private readonly flood = new FloodControl<string | number>();
+  /** The program's own output in the Debug Console (both streams together). */
+  private readonly outputBudget = new OutputBudget();
   private server: ChannelServer | undefined;
+  /** Who may connect: the launched process and its descendants. */
+  private tree: ProcessTree | undefined;
   private writer: JsonlWriter | undefined;
   private child: ChildProcess | undefined;
   /** The process the session launched (the first to connect); the others were forked by it. */
@@ -169,7 +177,11 @@ export class Engine extends EventEmitter {
     this.writer = await openRunLog(plan, this.options.runLog);
     this.runLog = this.writer.path;
     this.writer.on('error', (err) => this.emit('notice', `Cannot write ${this.runLog}: ${err.message}`));
-    this.server = await ChannelServer.create({ config: (hello, connection) => this.welcome(hello, connection) });
+    const tree = (this.tree = new ProcessTree(undefined, (why) => this.emit('notice', why)));
+    this.server = await ChannelServer.create({
+      config: (hello, connection) => this.welcome(hello, connection),
+      checkPeer: (socket, hello) => tree.check(socket, hello),
+    });
     const env = { ...plan.env, ...this.server.env };
     this.launched = true;
     this.summaryTimer = setInterval(() => this.reportHeldBack(), SUMMARY_INTERVAL_MS);
@@ -290,6 +302,21 @@ export class Engine extends EventEmitter {
     prompt.process.send({ type: 'promptReply', id: prompt.remoteId, answer });
   }
 
+  /**
+   * When the program, once running, ended with the launcher's own status and without the `exit` message
+   * (which dlopen mode always sends): the launcher stopped it because auditing could not go on (its
+   * reason is on stderr). Says so, and what that means for the records; else undefined.
+   */
+  launcherStopped(status: number | undefined): string | undefined {
+    const connection = this.main?.connection;
+    if (!this.started.settled || status !== LAUNCHER_ERROR_STATUS || connection?.hello?.mode !== 'dlopen') return undefined;
+    if (connection.exitStatus !== undefined) return undefined;
+    return (
+      `The launcher stopped process ${connection.hello.pid} (status ${status}): auditing could not go on (its reason is ` +
+      `on stderr). Records it had not sent by then are missing; ${connection.records} arrived.`
+    );
+  }
+
   /** Ends the program and everything it started (SIGTERM, then SIGKILL); resolves when all is over. */
   async terminate(): Promise<void> {
     if (!this.launched) return;
@@ -310,6 +337,7 @@ export class Engine extends EventEmitter {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    if (child.pid !== undefined) this.tree?.setRoot(child.pid);
     this.forwardOutput(child, 'stdout');
     this.forwardOutput(child, 'stderr');
     const outputClosed = new Promise<void>((resolve) => child.once('close', () => resolve()));
@@ -331,10 +359,11 @@ export class Engine extends EventEmitter {
       if (category === 'stderr' && !this.started.settled && this.startupStderr.length < MAX_STARTUP_STDERR) {
         this.startupStderr += text;
       }
-      if (text) this.emit('programOutput', category, text);
+      const shown = text && this.outputBudget.admit(text);
+      if (shown) this.emit('programOutput', category, shown);
     });
     stream.on('end', () => {
-      const rest = decoder.end();
+      const rest = this.outputBudget.admit(decoder.end());
       if (rest) this.emit('programOutput', category, rest);
     });
   }
@@ -346,12 +375,13 @@ export class Engine extends EventEmitter {
           'use "internalConsole".',
       );
     }
-    await this.options.startInTerminal({
+    const pid = await this.options.startInTerminal({
       kind: this.plan.console === 'externalTerminal' ? 'external' : 'integrated',
       cwd: this.plan.cwd,
       args: [this.options.launcher, ...this.plan.launcherArgs],
       env,
     });
+    if (typeof pid === 'number') this.tree?.setRoot(pid);
     // No process handle here: the launcher's own message is in the terminal if it never connects.
     const timer = setTimeout(() => {
       if (this.main) return;
@@ -367,6 +397,8 @@ export class Engine extends EventEmitter {
 
   private onMainExit(status: number | undefined, outputClosed: Promise<void>): void {
     this.exitCode = status;
+    const stopped = this.launcherStopped(status);
+    if (stopped) this.emit('notice', stopped);
     if (!this.started.settled) {
       const said = this.startupStderr.trim();
       if (said) this.startFailed(said);
@@ -553,6 +585,13 @@ export class Engine extends EventEmitter {
   }
 
   private reportHeldBack(): void {
+    const bytes = this.outputBudget.takeHeldBack();
+    if (bytes > 0) {
+      this.emit(
+        'notice',
+        `… ${(bytes / 1e6).toFixed(1)} MB of the program's output not shown (the Debug Console shows 1 MB, then 256 KB a second)`,
+      );
+    }
     for (const { source, count } of this.flood.takeHeldBack()) {
       this.emit(
         'heldBack',

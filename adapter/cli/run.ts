@@ -218,11 +218,11 @@ export async function runCommand(program: string | undefined, args: string[], fl
   let resolveChild!: (end: ChildEnd) => void;
   const childEnded = new Promise<ChildEnd>((resolve) => (resolveChild = resolve));
   const startInTerminal: TerminalStarter = (request) =>
-    new Promise<void>((resolve, reject) => {
+    new Promise<number | void>((resolve, reject) => {
       const [file, ...rest] = request.args;
       const started = spawn(file, rest, { cwd: request.cwd, env: request.env, stdio: 'inherit' });
       child = started;
-      started.once('spawn', () => resolve());
+      started.once('spawn', () => resolve(started.pid));
       started.once('error', (err) => {
         reject(new Error(`cannot run the launcher ${file}: ${err.message}`));
         resolveChild({ error: err });
@@ -388,6 +388,11 @@ export async function runCommand(program: string | undefined, args: string[], fl
   }
 
   // --- the end -------------------------------------------------------------------------------
+
+  if (!('error' in end)) {
+    const stopped = engine.launcherStopped(end.code ?? undefined);
+    if (stopped) note(stopped);
+  }
 
   let status: number;
   let ending: string;

@@ -224,16 +224,29 @@ cached_line(struct code_entry *e, PyObject *frame)
     return line;
 }
 
+/* 3.8 has no PyFrame_GetCode or PyFrame_GetBack, and reading the
+ * attributes raises an object.__getattr__ event, whose hooks are the
+ * program's: they would run inside this hook, and a RecursionError they
+ * hit there (a hook that audits recursively) would be swallowed here,
+ * leaving CPython past its recursion limit for good ("Cannot recover from
+ * stack overflow").  Its frame starts with PyObject_VAR_HEAD, f_back,
+ * f_code: read them there. */
+#define SPY_38_FRAME_BACK 3
+#define SPY_38_FRAME_CODE 4
+
 /* The frame's code object (new reference), or NULL. */
 static PyObject *
 frame_code(PyObject *frame)
 {
-    /* 3.8 has no PyFrame_GetCode; the attribute read raises a nested
-     * object.__getattr__ event, which the hook's guard drops. */
-    PyObject *code = spy_py.PyFrame_GetCode != NULL
-                     ? spy_py.PyFrame_GetCode(frame)
-                     : spy_get_attr(frame, SPY_NAME_F_CODE);
+    PyObject *code;
 
+    if (spy_py.PyFrame_GetCode != NULL) {
+        code = spy_py.PyFrame_GetCode(frame);
+    }
+    else {
+        code = ((PyObject **)frame)[SPY_38_FRAME_CODE];
+        spy_py.Py_IncRef(code);
+    }
     if (code == NULL) {
         spy_py.PyErr_Clear();
     }
@@ -244,16 +257,19 @@ frame_code(PyObject *frame)
 static PyObject *
 frame_back(PyObject *frame)
 {
-    PyObject *back = spy_py.PyFrame_GetBack != NULL
-                     ? spy_py.PyFrame_GetBack(frame)
-                     : spy_get_attr(frame, SPY_NAME_F_BACK);
+    PyObject *back;
 
+    if (spy_py.PyFrame_GetBack != NULL) {
+        back = spy_py.PyFrame_GetBack(frame);
+    }
+    else {
+        back = ((PyObject **)frame)[SPY_38_FRAME_BACK];
+        if (back != NULL) {
+            spy_py.Py_IncRef(back);
+        }
+    }
     if (back == NULL) {
         spy_py.PyErr_Clear();
-    }
-    else if (back == spy_py.None) {
-        spy_py.Py_DecRef(back);
-        back = NULL;
     }
     return back;
 }

@@ -98,6 +98,9 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, PyObject *, PyEval_GetBuiltins, (void)) \
     X(1, int, PyDict_SetItemString, (PyObject *, const char *, PyObject *)) \
     X(1, PyObject *, PyDict_GetItemString, (PyObject *, const char *)) \
+    X(1, int, PyDict_SetItem, (PyObject *, PyObject *, PyObject *)) \
+    X(1, int, PyDict_DelItem, (PyObject *, PyObject *)) \
+    X(1, PyObject *, PyFunction_GetGlobals, (PyObject *)) \
     X(1, void, PyErr_SetString, (PyObject *, const char *)) \
     X(1, void *, PyEval_SaveThread, (void)) \
     X(1, void, PyEval_RestoreThread, (void *)) \
