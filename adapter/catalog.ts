@@ -122,12 +122,17 @@ export class EventDisplay {
   }
 
   shows(event: string, file: string | undefined): boolean {
+    return this.showsRecord(event, { file });
+  }
+
+  /** The same for a record, whose file is asked for only when the decision depends on it. */
+  showsRecord(event: string, record: { readonly file: string | undefined }): boolean {
     let visibility = this.decided.get(event);
     if (visibility === undefined) {
       visibility = this.hidden(event) ? 'hidden' : this.shown(event) ? 'shown' : defaultVisibility(event);
       this.decided.set(event, visibility);
     }
-    return visibility === 'shown' || (visibility === 'shownWhenRaisedByProgramCode' && raisedByProgramCode(file));
+    return visibility === 'shown' || (visibility === 'shownWhenRaisedByProgramCode' && raisedByProgramCode(record.file));
   }
 }
 

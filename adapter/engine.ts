@@ -19,7 +19,7 @@ import { LaunchPlan } from './config';
 import { FloodControl, OutputBudget } from './flood';
 import { ProcessTree } from './peers';
 import { localizeBody, RemoteReferences } from './inspection';
-import { AuditRecord, eventSummary } from './records';
+import { AuditRecord, eventSummary, ReceivedRecord, RecordReader } from './records';
 
 export type ResumeAction = 'allow' | 'deny' | 'step';
 export type StopReason = 'breakpoint' | 'exception' | 'entry' | 'pause' | 'step';
@@ -88,7 +88,8 @@ export interface Engine {
   /** An event record for the Debug Console (shown by the display filter, admitted by flood control). */
   on(event: 'auditEvent', listener: (record: AuditRecord) => void): this;
   /** Every event record, as parsed, hidden and held-back ones included (the command line's reports). */
-  on(event: 'record', listener: (record: AuditRecord) => void): this;
+  /** Every record, parsed only on demand. */
+  on(event: 'record', listener: (record: ReceivedRecord) => void): this;
   on(event: 'heldBack', listener: (heldBack: HeldBack) => void): this;
   on(event: 'logpoint', listener: (message: LogpointMessage) => void): this;
   on(event: 'stopped', listener: (stop: StopInfo) => void): this;
@@ -132,7 +133,10 @@ export class Engine extends EventEmitter {
 
   private plan!: LaunchPlan;
   private display!: EventDisplay;
-  private readonly flood = new FloodControl<string | number>();
+  /** The time the latest chunk of the channel arrived: flood control's clock, read once per chunk
+   * rather than once per record (performance.now() costs as much as the rest of a record). */
+  private chunkArrived = performance.now();
+  private readonly flood = new FloodControl<string | number>(undefined, () => this.chunkArrived);
   /** The program's own output in the Debug Console (both streams together). */
   private readonly outputBudget = new OutputBudget();
   private server: ChannelServer | undefined;
@@ -458,6 +462,7 @@ export class Engine extends EventEmitter {
     const launcherProcess = new LauncherProcess(connection, hello.pid, isMain);
     if (isMain) this.main = launcherProcess;
     this.processes.add(launcherProcess);
+    connection.socket.prependListener('data', () => (this.chunkArrived = performance.now()));
     connection.on('record', (name, line) => this.onRecord(launcherProcess, name, line));
     connection.on('control', (msg) => this.onControl(launcherProcess, msg));
     connection.on('protocolError', (description) =>
@@ -480,9 +485,10 @@ export class Engine extends EventEmitter {
     this.eventCounts.set(name, (this.eventCounts.get(name) ?? 0) + 1);
     if (this.writer && !this.writer.write(line) && !this.readingPaused) this.pauseReading(this.writer);
 
-    let record: AuditRecord;
+    // Most records are counted, logged and held back by flood control: they are never parsed in full.
+    let record: ReceivedRecord;
     try {
-      record = JSON.parse(line.toString('utf8')) as AuditRecord;
+      record = launcherProcess.reader.read(name, line);
     } catch (err) {
       this.emit('notice', `Process ${launcherProcess.pid} sent a malformed ${name} record: ${(err as Error).message}`);
       return;
@@ -490,14 +496,15 @@ export class Engine extends EventEmitter {
     launcherProcess.latest.set(record.tid, record);
     this.emit('record', record);
     this.noteThread(launcherProcess, record.tid, record.thread);
+    const denied = record.denied;
     if (launcherProcess.main && !this.started.settled && name.startsWith('cpython.run_')) {
-      if (record.denied) this.startFailed(`${record.denied} refused to start the program: ${eventSummary(record)}`);
+      if (denied) this.startFailed(`${denied} refused to start the program: ${eventSummary(record.record)}`);
       else this.started.resolve();
     }
-    const shown = record.denied !== undefined || this.display.shows(name, record.file);
+    const shown = denied !== undefined || this.display.showsRecord(name, record);
     if (shown && this.flood.admit(name)) {
       this.shownCount++;
-      this.emit('auditEvent', record);
+      this.emit('auditEvent', record.record);
     }
   }
 
@@ -516,7 +523,7 @@ export class Engine extends EventEmitter {
           threadId,
           pid: launcherProcess.pid,
           breakpointId: m.breakpointId,
-          record: latest !== undefined && latest.seq === m.seq ? latest : undefined,
+          record: latest !== undefined && latest.record.seq === m.seq ? latest.record : undefined,
           description: m.description,
         } satisfies StopInfo);
         break;
@@ -621,7 +628,8 @@ export class Engine extends EventEmitter {
 /** One connected process: its channel, the requests it has yet to answer, its stopped threads. */
 class LauncherProcess {
   /** The latest record of each thread: what a stop is about. */
-  readonly latest = new Map<number, AuditRecord>();
+  readonly latest = new Map<number, ReceivedRecord>();
+  readonly reader = new RecordReader();
   readonly stoppedThreads = new Set<number>();
   ended = false;
   private nextRequestId = 1;

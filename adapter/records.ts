@@ -37,6 +37,146 @@ export function eventSite(record: AuditRecord): SourceSite {
   return record.caller ?? record;
 }
 
+/** pid, ppid, tid and thread name: the same on every record of a thread until it is renamed. */
+export interface RecordIdentity {
+  pid: number;
+  ppid: number;
+  tid: number;
+  thread: string | null;
+}
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const LETTER_F = 0x66;
+/** A record's keys up to `args` come in a fixed order (docs/protocol.md, "Event records"). */
+const PID_KEY = Buffer.from(',"pid":');
+const FILE_KEY = Buffer.from(',"file":"');
+const AFTER_FILE = Buffer.from('","line":');
+const ARGS_KEY = Buffer.from(',"args":');
+const TID_KEY = Buffer.from(',"tid":');
+/** After `{"event":"`: where the name starts. */
+const NAME_OFFSET = 10;
+
+/**
+ * An event record as received: its name and exact bytes, parsed in full only when something needs
+ * more than its name, identity, location or whether it was denied. No JSON string holds a bare `"`,
+ * so a key found by its bytes outside the arguments is that key.
+ */
+export class ReceivedRecord {
+  private parsed: AuditRecord | undefined;
+
+  constructor(
+    readonly event: string,
+    /** The record's exact bytes, without the newline. */
+    readonly line: Buffer,
+    private readonly identity: RecordIdentity,
+    /** Where `,"file":"` starts, or -1 (no Python frame was running). */
+    private readonly fileAt: number,
+  ) {}
+
+  get pid(): number {
+    return this.identity.pid;
+  }
+
+  get ppid(): number {
+    return this.identity.ppid;
+  }
+
+  get tid(): number {
+    return this.identity.tid;
+  }
+
+  get thread(): string | null {
+    return this.identity.thread;
+  }
+
+  /** The policy that refused the operation: only a refused record ends in a string (`"denied":"…"}`). */
+  get denied(): string | undefined {
+    return this.line[this.line.length - 2] === QUOTE ? this.record.denied : undefined;
+  }
+
+  get file(): string | undefined {
+    if (this.fileAt < 0) return undefined;
+    const start = this.fileAt + FILE_KEY.length;
+    const text = this.line.toString('utf8', start, this.line.indexOf(AFTER_FILE, start));
+    return text.includes('\\') ? (JSON.parse(`"${text}"`) as string) : text;
+  }
+
+  get args(): unknown[] {
+    return this.record.args;
+  }
+
+  /** The whole record, parsed on first use; a record that is not valid JSON keeps only its identity. */
+  get record(): AuditRecord {
+    if (this.parsed === undefined) {
+      try {
+        this.parsed = JSON.parse(this.line.toString('utf8')) as AuditRecord;
+      } catch {
+        this.parsed = { event: this.event, seq: 0, ts: 0, ...this.identity, args: [] };
+      }
+    }
+    return this.parsed;
+  }
+}
+
+/** A record, parsed or as received, in full. */
+export function fullRecord(record: AuditRecord | ReceivedRecord): AuditRecord {
+  return record instanceof ReceivedRecord ? record.record : record;
+}
+
+/**
+ * Turns one connection's record lines into `ReceivedRecord`s. The identity (`,"pid":` up to the
+ * location or the arguments) is parsed only when its bytes differ from the previous record's: a new
+ * thread, or a renamed one. Short scans are plain loops: a native `indexOf` costs more to call.
+ */
+export class RecordReader {
+  private identityBytes = Buffer.alloc(0);
+  private identity: RecordIdentity | undefined;
+  /** Where `,"tid":` starts in the identity. */
+  private threadOffset = 0;
+
+  /** Throws when the line does not have a record's keys. */
+  read(event: string, line: Buffer): ReceivedRecord {
+    // `{"event":"NAME","seq":N,"ts":N,"pid":`: the identity starts at the third comma after the name.
+    let start = NAME_OFFSET;
+    while (start < line.length && line[start] !== QUOTE) start++;
+    for (let commas = 0; start < line.length; start++) {
+      if (line[start] === COMMA && ++commas === 3) break;
+    }
+    let end = start + this.identityBytes.length;
+    if (this.identity === undefined || line[end] !== COMMA || !this.sameThread(line, start)) {
+      end = this.readIdentity(line, start);
+    }
+    // The identity is followed by `,"file":"` or by `,"args":`.
+    return new ReceivedRecord(event, line, this.identity!, line[end + 2] === LETTER_F ? end : -1);
+  }
+
+  /**
+   * Whether the identity is the previous record's. Only the thread's part is compared: a connection
+   * carries one process (a forked child opens its own), so its pid and ppid never change.
+   */
+  private sameThread(line: Buffer, start: number): boolean {
+    const known = this.identityBytes;
+    for (let i = this.threadOffset; i < known.length; i++) {
+      if (line[start + i] !== known[i]) return false;
+    }
+    return true;
+  }
+
+  /** Parses a new identity; returns where it ends. */
+  private readIdentity(line: Buffer, start: number): number {
+    if (line.indexOf(PID_KEY, start) !== start) throw new Error('no "pid" key where it belongs');
+    const args = line.indexOf(ARGS_KEY, start);
+    if (args < 0) throw new Error('no "args" key');
+    const file = line.indexOf(FILE_KEY, start);
+    const end = file >= 0 && file < args ? file : args;
+    this.identity = JSON.parse(`{${line.toString('utf8', start + 1, end)}}`) as RecordIdentity;
+    this.identityBytes = Buffer.from(line.subarray(start, end));
+    this.threadOffset = Math.max(this.identityBytes.indexOf(TID_KEY), 0);
+    return end;
+  }
+}
+
 /** Longest argument text in an event line or a stop description. */
 const MAX_ARGUMENTS_TEXT = 240;
 

@@ -858,6 +858,35 @@ describe('JsonlWriter', () => {
     }
   });
 
+  test('lines cut from one chunk are written as runs; the bytes are exactly the lines', async () => {
+    const { dir, file } = tmpFile();
+    try {
+      const writer = new JsonlWriter(file, { batchBytes: 4096 });
+      const expected: string[] = [];
+      // Lines of one chunk, one newline apart, as the channel hands them over...
+      const chunk = Buffer.from(RECORDS.join('\n') + '\n' + RECORDS.join('\n') + '\n');
+      for (let start = 0, nl = chunk.indexOf(0x0a); nl >= 0; start = nl + 1, nl = chunk.indexOf(0x0a, start)) {
+        writer.write(chunk.subarray(start, nl));
+        expected.push(chunk.toString('utf8', start, nl));
+      }
+      // ...one whose neighbour in memory is not a newline, lines of one chunk out of order, and a
+      // line glued together from pieces.
+      const glued = Buffer.from('{"event":"a"}X{"event":"b"}');
+      writer.write(glued.subarray(0, 13));
+      writer.write(glued.subarray(14));
+      const twoLines = Buffer.from('{"event":"first"}\n{"event":"second"}\n');
+      writer.write(twoLines.subarray(18, 36));
+      writer.write(twoLines.subarray(0, 17));
+      writer.write(Buffer.concat([Buffer.from('{"event":'), Buffer.from('"pieces"}')]));
+      expected.push('{"event":"a"}', '{"event":"b"}', '{"event":"second"}', '{"event":"first"}', '{"event":"pieces"}');
+      await writer.close();
+      assert.equal(writer.lines, expected.length);
+      assert.equal(fs.readFileSync(file, 'utf8'), expected.join('\n') + '\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('appends by default; "w" truncates', async () => {
     const { dir, file } = tmpFile();
     try {

@@ -4,7 +4,7 @@
 
 import Table from 'cli-table3';
 import { eventMatcher, mainArgument } from '../catalog';
-import { AuditRecord, formatValue } from '../records';
+import { AuditRecord, formatValue, fullRecord, ReceivedRecord } from '../records';
 import { categoryLabel, categoryOf, Colors, n, OTHER_CATEGORY, siteLocation, SUMMARY_CATEGORIES, truncate } from './render';
 
 /** Records kept for the reports (denied and --fail-on ones); past this, they are counted only. */
@@ -57,7 +57,8 @@ export class RunStats {
     this.failOnEach = this.failOnGlobs.map((glob) => ({ glob, test: eventMatcher([glob]) }));
   }
 
-  add(record: AuditRecord): void {
+  /** Counts one record; a received one is parsed only when it is kept (denied, refused code, a finding). */
+  add(record: AuditRecord | ReceivedRecord): void {
     this.total++;
     const category = categoryOf(record);
     let names = this.counts.get(category);
@@ -80,16 +81,17 @@ export class RunStats {
       this.failOnCount++;
       this.failOnCounts.set(record.event, (this.failOnCounts.get(record.event) ?? 0) + 1);
     }
-    if (record.denied) {
+    const denied = record.denied;
+    if (denied) {
       this.deniedCount++;
-      if (this.denied.length < MAX_FINDINGS) this.denied.push(record);
+      if (this.denied.length < MAX_FINDINGS) this.denied.push(fullRecord(record));
     }
     if (record.event === 'spython.code_refused') {
       this.refusedCodeCount++;
-      if (this.refusedCode.length < MAX_ROWS) this.refusedCode.push(record);
+      if (this.refusedCode.length < MAX_ROWS) this.refusedCode.push(fullRecord(record));
     }
-    if (record.denied || failOn !== undefined) {
-      if (this.findings.length < MAX_FINDINGS) this.findings.push({ record, failOn });
+    if (denied || failOn !== undefined) {
+      if (this.findings.length < MAX_FINDINGS) this.findings.push({ record: fullRecord(record), failOn });
       else this.findingsDropped++;
     }
   }

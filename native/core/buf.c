@@ -1,16 +1,75 @@
 #include "buf.h"
 
+/* "00" "01" ... "99": two digits per division. */
+static const char DIGIT_PAIRS[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Exactly eight digits, leading zeros included: 32-bit arithmetic only. */
+static void
+put_8_digits(char *out, uint32_t v)
+{
+    uint32_t high = v / 10000, low = v % 10000;
+
+    memcpy(out, DIGIT_PAIRS + 2 * (high / 100), 2);
+    memcpy(out + 2, DIGIT_PAIRS + 2 * (high % 100), 2);
+    memcpy(out + 4, DIGIT_PAIRS + 2 * (low / 100), 2);
+    memcpy(out + 6, DIGIT_PAIRS + 2 * (low % 100), 2);
+}
+
+/* Up to eight digits, no leading zeros. */
+static size_t
+put_small(char *out, uint32_t v)
+{
+    char tmp[8];
+    size_t i = sizeof(tmp);
+
+    while (v >= 100) {
+        i -= 2;
+        memcpy(tmp + i, DIGIT_PAIRS + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        i -= 2;
+        memcpy(tmp + i, DIGIT_PAIRS + 2 * v, 2);
+    }
+    else {
+        tmp[--i] = (char)('0' + v);
+    }
+    memcpy(out, tmp + i, sizeof(tmp) - i);
+    return sizeof(tmp) - i;
+}
+
+size_t
+spy_format_u64(char *out, uint64_t v)
+{
+    const uint64_t e8 = 100000000u;
+    size_t n;
+
+    if (v < e8) {
+        return put_small(out, (uint32_t)v);
+    }
+    /* Monotonic nanoseconds have 14 or so digits: two 64-bit divisions
+     * at most, the rest in 32 bits. */
+    if (v < e8 * e8) {
+        n = put_small(out, (uint32_t)(v / e8));
+    }
+    else {
+        n = put_small(out, (uint32_t)(v / (e8 * e8)));
+        put_8_digits(out + n, (uint32_t)(v / e8 % e8));
+        n += 8;
+    }
+    put_8_digits(out + n, (uint32_t)(v % e8));
+    return n + 8;
+}
+
 void
 spy_buf_put_u64(struct spy_buf *b, uint64_t v)
 {
-    char tmp[20];
-    size_t i = sizeof(tmp);
+    char tmp[SPY_U64_DIGITS];
 
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    spy_buf_put(b, tmp + i, sizeof(tmp) - i);
+    spy_buf_put(b, tmp, spy_format_u64(tmp, v));
 }
 
 void

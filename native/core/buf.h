@@ -38,6 +38,11 @@ spy_buf_putc(struct spy_buf *b, char c)
 
 #define spy_buf_lit(b, s) spy_buf_put((b), (s), sizeof(s) - 1)
 
+/* The most decimal digits a uint64_t has. */
+#define SPY_U64_DIGITS 20
+
+/* Writes v's decimal digits to out (room for SPY_U64_DIGITS); returns how many. */
+size_t spy_format_u64(char *out, uint64_t v);
 void spy_buf_put_u64(struct spy_buf *b, uint64_t v);
 void spy_buf_put_i64(struct spy_buf *b, int64_t v);
 /* A JSON string literal, quotes included, from UTF-8 text. */

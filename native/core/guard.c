@@ -280,7 +280,9 @@ spy_guard_tamper_check(void)
         spy_py.Py_IncRef(original);
         reported = original;
     }
-    current = spy_py.PyDict_GetItem(sys_dict, key_audit);
+    /* Not PyDict_GetItem, which saves and restores the error state: an
+     * interned key in a real dict cannot raise. */
+    current = spy_py.PyDict_GetItemWithError(sys_dict, key_audit);
     if (current == reported) {
         return NULL;
     }

@@ -35,6 +35,11 @@
 struct scratch {
     char record[RECORD_CAPACITY];
     char name[EVENT_NAME_MAX * 6];
+    size_t name_len;
+    /* The raw name `name` was escaped from: a run of one event (the
+     * common case) is escaped once. */
+    char raw_name[EVENT_NAME_MAX];
+    size_t raw_name_len;
     char thread[THREAD_NAME_MAX * 6 + 2];
     size_t thread_len;      /* 0: not known yet */
     unsigned int thread_age;
@@ -46,7 +51,8 @@ struct scratch {
 };
 
 static struct spy_hooks_config config;
-static pthread_key_t scratch_key;
+static pthread_key_t scratch_key;     /* frees a thread's scratch at its exit */
+static __thread struct scratch *tls_scratch;
 /* Set while this thread is inside the hook: events our own work raises
  * (object.__getattr__ on 3.8, for one) are not recorded. */
 static __thread int tls_in_hook;
@@ -66,16 +72,14 @@ spy_hooks_set_busy(int busy)
 static struct scratch *
 get_scratch(void)
 {
-    struct scratch *s = pthread_getspecific(scratch_key);
-
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL) {
+    if (tls_scratch == NULL) {
+        tls_scratch = calloc(1, sizeof(*tls_scratch));
+        if (tls_scratch == NULL) {
             spy_fatal("out of memory in the audit hook", NULL);
         }
-        pthread_setspecific(scratch_key, s);
+        pthread_setspecific(scratch_key, tls_scratch);
     }
-    return s;
+    return tls_scratch;
 }
 
 static int
@@ -191,7 +195,13 @@ put_event_name(struct scratch *s, const char *event)
             n--;
         }
     }
+    if (n == s->raw_name_len && memcmp(event, s->raw_name, n) == 0) {
+        return s->name_len;
+    }
     spy_buf_put_json_chars(&b, event, n);
+    memcpy(s->raw_name, event, n);
+    s->raw_name_len = n;
+    s->name_len = b.len;
     return b.len;
 }
 
@@ -356,12 +366,18 @@ static int
 audit_hook(const char *event, PyObject *args, void *unused)
 {
     PyObject *type = NULL, *value = NULL, *traceback = NULL;
-    struct spy_decision decision = {NULL, "", 0, 0};
+    struct spy_decision decision;
     const char *tamper, *unaudited;
     int had_error;
     struct scratch *s;
 
     (void)unused;
+    /* Not an initializer: that would clear the whole target buffer on
+     * every event. */
+    decision.policy = NULL;
+    decision.target[0] = '\0';
+    decision.explained = 0;
+    decision.ends_program = 0;
     if (tls_in_hook) {
         return nested_event(event, args);
     }

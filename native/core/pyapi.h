@@ -57,6 +57,7 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, int, PyDict_Next, \
       (PyObject *, Py_ssize_t *, PyObject **, PyObject **)) \
     X(1, PyObject *, PyDict_GetItem, (PyObject *, PyObject *)) \
+    X(1, PyObject *, PyDict_GetItemWithError, (PyObject *, PyObject *)) \
     X(1, PyObject *, PyModule_GetDict, (PyObject *)) \
     X(1, const char *, PyUnicode_AsUTF8AndSize, (PyObject *, Py_ssize_t *)) \
     X(1, Py_ssize_t, PyUnicode_GetLength, (PyObject *)) \

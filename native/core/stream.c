@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "stream.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -325,31 +327,19 @@ put_header(char *p, const char *name, size_t name_len)
 {
     char *start = p;
     struct timespec now;
-    char digits[20];
-    uint64_t values[2];
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    values[0] = ++S.seq;
-    values[1] = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     memcpy(p, "{\"event\":\"", 10);
     p += 10;
     memcpy(p, name, name_len);
     p += name_len;
-    for (int k = 0; k < 2; k++) {
-        const char *key = k == 0 ? "\",\"seq\":" : ",\"ts\":";
-        size_t key_len = k == 0 ? 8 : 6;
-        uint64_t v = values[k];
-        size_t i = sizeof(digits);
-
-        memcpy(p, key, key_len);
-        p += key_len;
-        do {
-            digits[--i] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v != 0);
-        memcpy(p, digits + i, sizeof(digits) - i);
-        p += sizeof(digits) - i;
-    }
+    memcpy(p, "\",\"seq\":", 8);
+    p += 8;
+    p += spy_format_u64(p, ++S.seq);
+    memcpy(p, ",\"ts\":", 6);
+    p += 6;
+    p += spy_format_u64(p, (uint64_t)now.tv_sec * 1000000000u
+                           + (uint64_t)now.tv_nsec);
     return (size_t)(p - start);
 }
 

@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FloodControl } from '../../adapter/flood';
-import { AuditRecord, eventLine, eventSummary, formatValue } from '../../adapter/records';
+import { AuditRecord, eventLine, eventSummary, formatValue, fullRecord, RecordReader } from '../../adapter/records';
 
 function record(event: string, args: unknown[], extra: Partial<AuditRecord> = {}): AuditRecord {
   return { event, seq: 1, ts: 0, pid: 10, ppid: 1, tid: 10, thread: 'MainThread', args, ...extra };
@@ -79,5 +79,41 @@ describe('flood control', () => {
         { source: 'c', count: 1 },
       ],
     );
+  });
+});
+
+describe('records read without parsing them in full', () => {
+  // Lines exactly as the launcher writes them (docs/protocol.md, "Event records").
+  const head = (event: string, seq: number, identity: string) => `{"event":"${event}","seq":${seq},"ts":99${identity}`;
+  const main = ',"pid":40,"ppid":1,"tid":40,"thread":"MainThread"';
+
+  test('identity, location and arguments agree with JSON.parse', () => {
+    const reader = new RecordReader();
+    const lines = [
+      `${head('open', 1, main)},"file":"/p/a \\"q\\".py","line":3,"func":"f","args":["/etc/x","r",0]}`,
+      `${head('exec', 2, main)},"args":[{"$code":"<module>","file":"/p/m.py","line":1}]}`,
+      `${head('open', 3, ',"pid":40,"ppid":1,"tid":41,"thread":null')},"file":"<frozen importlib._bootstrap>","line":9,"func":"g","args":[]}`,
+      `${head('open', 4, ',"pid":40,"ppid":1,"tid":41,"thread":"Worker, \\"1\\""')},"file":"/p/b.py","line":4,"func":"h","args":[1]}`,
+      `${head('socket.connect', 5, ',"pid":40,"ppid":1,"tid":41,"thread":"Worker, \\"1\\""')},"file":"/p/b.py","line":5,"func":"h","args":[{"$type":"socket"},["10.0.0.1",80]],"denied":"denyEvents"}`,
+    ];
+    for (const text of lines) {
+      const parsed = JSON.parse(text) as AuditRecord;
+      const received = reader.read(parsed.event, Buffer.from(text));
+      assert.equal(received.event, parsed.event);
+      assert.deepEqual([received.pid, received.ppid, received.tid, received.thread], [parsed.pid, parsed.ppid, parsed.tid, parsed.thread], text);
+      assert.equal(received.file, parsed.file, text);
+      assert.equal(received.denied, parsed.denied, text);
+      assert.deepEqual(received.args, parsed.args);
+      assert.deepEqual(received.record, parsed);
+      assert.deepEqual(fullRecord(received), parsed);
+    }
+  });
+
+  test('a line without the keys of a record is refused; one that is not JSON keeps its identity', () => {
+    const reader = new RecordReader();
+    assert.throws(() => reader.read('open', Buffer.from('{"event":"open","seq":1}')), /no "pid"/);
+    const broken = reader.read('open', Buffer.from(`${head('open', 1, main)},"args":[1,}`));
+    assert.deepEqual([broken.tid, broken.thread, broken.file], [40, 'MainThread', undefined]);
+    assert.deepEqual(broken.args, []);
   });
 });

@@ -342,6 +342,22 @@ for (const target of channelTargets()) {
       assert.equal(new Set(tids).size, 64, 'threads share tids');
     });
 
+    test('event names: runs of one name, names of one length, names that need escaping', async () => {
+      // The launcher escapes a name once per run of it; each record must still carry its own name.
+      const names = ['spy.a', 'spy.a', 'spy.b', 'spy"c', 'spy.a', 'spy\\d', 'spy.b', 'spy.b', 'é.ü', 'spy.a'];
+      const script = writeFile(
+        dir,
+        'names.py',
+        ['import sys', `for name in ${JSON.stringify(names)} * 50:`, '    sys.audit(name)', ''].join('\n'),
+      );
+      const run = await runWithChannel(launch([script]), { cwd: dir });
+      assert.equal(run.result.status, 0, describeResult(run.result));
+      const seen = parseRecords(single(run))
+        .map((r) => r.event)
+        .filter((name) => names.includes(name));
+      assert.deepEqual(seen, Array.from({ length: 50 }, () => names).flat());
+    });
+
     test("a forked child's events arrive on its own connection", async () => {
       const script = writeFile(
         dir,

@@ -1,0 +1,436 @@
+#!/usr/bin/env node
+// The benchmark suite (`npm run bench`, `npm run bench -- --quick`): every workload under every
+// contender, side by side in one run, as medians of paired ratios (see lib/measure.js); writes
+// bench/results.md with the table and the machine it ran on. Not part of `npm test`: targets are
+// judged here, never by timed assertions in tests.
+//
+// Options: --quick (fewer rounds, smaller workloads), --only NAME[,NAME] (sections: imports, fileio,
+// storm, compileall, unittest, versions, stamp, f5, memory), --out FILE (default bench/results.md).
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const { timeProcess, paired, summary, hasGnuTime } = require('./lib/measure');
+const { f5Once, plainOnce } = require('./lib/dap');
+const { sampleResident } = require('./lib/memory');
+
+const ROOT = path.resolve(__dirname, '..');
+const LAUNCHER = path.join(ROOT, 'dist', 'bin', 'spython');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const ADAPTER = path.join(ROOT, 'dist', 'adapter.js');
+const WORKLOADS = path.join(__dirname, 'workloads');
+const PYENV = process.env.PYENV_ROOT ?? path.join(os.homedir(), '.pyenv');
+const SECTIONS = ['imports', 'fileio', 'storm', 'compileall', 'unittest', 'versions', 'stamp', 'f5', 'memory'];
+
+// ---- options ---------------------------------------------------------------------------------------
+
+function parseOptions(argv) {
+  const options = { quick: false, only: new Set(SECTIONS), out: path.join(__dirname, 'results.md') };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') options.quick = true;
+    else if (arg === '--only') options.only = new Set(String(argv[++i] ?? '').split(','));
+    else if (arg === '--out') options.out = path.resolve(argv[++i] ?? '');
+    else {
+      console.error(`bench: unknown option ${arg}\nusage: npm run bench [-- --quick] [--only ${SECTIONS.join(',')}] [--out FILE]`);
+      process.exit(2);
+    }
+  }
+  for (const name of options.only) {
+    if (!SECTIONS.includes(name)) {
+      console.error(`bench: unknown section ${name} (known: ${SECTIONS.join(', ')})`);
+      process.exit(2);
+    }
+  }
+  return options;
+}
+
+const options = parseOptions(process.argv.slice(2));
+const SIZE = options.quick
+  ? { rounds: 3, longRounds: 2, storm: 300_000, files: 5_000, stamp: 5_000, memoryEvents: 2_000_000, f5: 5 }
+  : { rounds: 11, longRounds: 5, storm: 1_000_000, files: 20_000, stamp: 5_000, memoryEvents: 10_000_000, f5: 11 };
+
+// ---- the machine -----------------------------------------------------------------------------------
+
+function pythonAt(version) {
+  const dir = fs.existsSync(PYENV) ? fs.readdirSync(path.join(PYENV, 'versions')).find((v) => v.startsWith(`${version}.`)) : undefined;
+  if (!dir) return undefined;
+  const exe = path.join(PYENV, 'versions', dir, 'bin', `python${version}`);
+  return fs.existsSync(exe) ? exe : undefined;
+}
+
+function commandOutput(argv) {
+  try {
+    return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function machine(pythons) {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  return {
+    cpu: model,
+    cores: os.cpus().length,
+    kernel: `${os.type()} ${os.release()}`,
+    memory: `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    node: process.version,
+    pythons: Object.entries(pythons)
+      .filter(([, exe]) => exe)
+      .map(([v, exe]) => `${commandOutput([exe, '--version']) ?? v} (${exe})`),
+    strace: commandOutput(['strace', '-V'])?.split('\n')[0],
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
+}
+
+// ---- contenders ------------------------------------------------------------------------------------
+
+const WORK = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'spython-bench-'));
+let logCount = 0;
+const freshLog = () => path.join(WORK, `log-${++logCount}`);
+const hasStrace = commandOutput(['strace', '-V']) !== undefined;
+const notes = [];
+
+/**
+ * The contenders for one Python program: `target` is the interpreter's own arguments for it
+ * (`[script, ...args]` or `['-m', module, ...args]`).
+ */
+function contenders(python, target, { prepare, cleanup, only } = {}) {
+  const module = target[0] === '-m';
+  const list = [
+    { name: 'plain', argv: () => [python, ...target] },
+    { name: 'launcher', argv: (log) => [LAUNCHER, '--log-file', log, '--python', python, ...target] },
+    {
+      name: 'cli',
+      argv: (log) => [process.execPath, CLI, 'run', '-q', '--no-summary', '--jsonl', log, '--python', python,
+        ...(module ? ['--module', target[1], '--', ...target.slice(2)] : ['--', ...target])],
+    },
+    {
+      name: 'pyhook',
+      argv: (log) => [python, path.join(WORKLOADS, 'pyhook.py'), log, ...(module ? target : ['--', ...target])],
+    },
+    { name: 'strace', argv: (log) => ['strace', '-f', '-qq', '-e', 'trace=file,network', '-o', log, python, ...target] },
+  ].filter((c) => (only ? only.includes(c.name) : true) && (c.name !== 'strace' || hasStrace));
+  return list.map((c) => {
+    const log = freshLog();
+    return {
+      name: c.name,
+      before: async () => prepare?.(),
+      run: () => timeProcess(c.argv(log), { cwd: WORK }),
+      after: async () => {
+        fs.rmSync(log, { force: true });
+        await cleanup?.();
+      },
+    };
+  });
+}
+
+// ---- sections --------------------------------------------------------------------------------------
+
+const CONTENDER_LABEL = {
+  plain: 'plain python (the floor)',
+  launcher: 'launcher, full JSONL capture',
+  cli: 'CLI end to end (Node ingests every record)',
+  pyhook: 'hand-written `sys.addaudithook` JSON logger',
+  strace: '`strace -f -e trace=file,network`',
+};
+
+const results = [];   // {section, title, rows: [{contender, ratio, seconds, rssKiB, extra}], targets: [...]}
+
+function log(message) {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+async function ratioSection(section, title, runs, list, extra) {
+  log(`${title}: ${list.map((c) => c.name).join(', ')}; ${runs} rounds`);
+  const samples = await paired(list, runs, (m) => log(`  ${m}`));
+  const rows = list.map((c) => {
+    const s = samples.get(c.name);
+    return {
+      contender: c.name,
+      ratio: summary(s.ratio),
+      seconds: summary(s.seconds),
+      rssKiB: s.rssKiB.length ? summary(s.rssKiB) : undefined,
+      cpuRatio: s.cpuRatio.length ? summary(s.cpuRatio) : undefined,
+    };
+  });
+  const entry = { section, title, rows, samples, extra: extra?.(samples) };
+  results.push(entry);
+  return entry;
+}
+
+/** Nanoseconds each event adds over plain python, round by round: (contender − plain) / events. */
+function perEventNs(samples, name, events) {
+  const plain = samples.get('plain').seconds;
+  return summary(samples.get(name).seconds.map((t, i) => ((t - plain[i]) / events) * 1e9));
+}
+
+function stdlibCopy(python) {
+  const lib = commandOutput([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["stdlib"])']);
+  const dest = path.join(WORK, 'stdlib-copy');
+  const packages = ['email', 'json', 'http', 'logging', 'xml', 'asyncio', 'concurrent', 'importlib', 'unittest', 'urllib', 'wsgiref', 'zoneinfo', 'tomllib', 'sqlite3', 'collections', 're'];
+  fs.mkdirSync(dest);
+  for (const name of fs.readdirSync(lib)) {
+    const from = path.join(lib, name);
+    if ((name.endsWith('.py') || packages.includes(name)) && fs.existsSync(from)) {
+      fs.cpSync(from, path.join(dest, name), { recursive: true, filter: (p) => !p.includes('__pycache__') });
+    }
+  }
+  return dest;
+}
+
+function stampTree(count) {
+  const dest = path.join(WORK, 'stamp-tree');
+  const files = [];
+  for (let i = 0; i < count; i++) {
+    const dir = path.join(dest, `pkg${Math.floor(i / 100)}`);
+    if (i % 100 === 0) fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `mod${i}.py`);
+    // About 2 KB of plausible source each.
+    const body = Array.from({ length: 40 }, (_, k) => `def function_${k}(value):\n    return value * ${i + k}  # ${'x'.repeat(10)}\n`).join('');
+    fs.writeFileSync(file, `"""Module ${i}."""\n${body}`);
+    files.push(file);
+  }
+  return { dest, files };
+}
+
+async function main() {
+  const pythons = { '3.12': pythonAt('3.12'), '3.8': pythonAt('3.8'), '3.13': pythonAt('3.13') };
+  const python = pythons['3.12'] ?? commandOutput(['sh', '-c', 'command -v python3']);
+  for (const file of [LAUNCHER, CLI, ADAPTER]) {
+    if (!fs.existsSync(file)) throw new Error(`${path.relative(ROOT, file)} is missing: run \`npm run build\` first`);
+  }
+  if (!pythons['3.12']) notes.push(`Python 3.12 not found under ${PYENV}/versions: the workloads ran on ${python}.`);
+  if (!hasStrace) notes.push('strace is not installed (Debian package `strace`): its column is missing.');
+  if (!hasGnuTime) notes.push('GNU time (/usr/bin/time, Debian package `time`) is not installed: no peak-memory figures.');
+  const info = machine(pythons);
+  const R = SIZE.rounds;
+
+  if (options.only.has('imports')) {
+    await ratioSection('imports', 'Import-heavy start-up (~150 stdlib modules)', R,
+      contenders(python, [path.join(WORKLOADS, 'imports.py')]));
+  }
+  if (options.only.has('fileio')) {
+    const dir = path.join(WORK, 'files');
+    await ratioSection('fileio', `File I/O: ${SIZE.files.toLocaleString('en')} small files on tmpfs (create, stat, read, list, remove)`, R,
+      contenders(python, [path.join(WORKLOADS, 'fileio.py'), dir, String(SIZE.files)], {
+        prepare: () => fs.mkdirSync(dir),
+        cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+      }));
+  }
+  if (options.only.has('storm')) {
+    const events = SIZE.storm;
+    await ratioSection('storm', `Event storm: ${events.toLocaleString('en')} \`sys.audit\` calls`, R,
+      contenders(python, [path.join(WORKLOADS, 'storm.py'), String(events)]),
+      (samples) => Object.fromEntries([...samples.keys()].filter((n) => n !== 'plain').map((n) => [n, perEventNs(samples, n, events)])));
+  }
+  if (options.only.has('compileall')) {
+    const copy = stdlibCopy(python);
+    await ratioSection('compileall', '`compileall -f` of a stdlib copy (16 packages and the top-level modules)', SIZE.longRounds,
+      contenders(python, ['-m', 'compileall', '-q', '-f', copy]));
+  }
+  if (options.only.has('unittest')) {
+    await ratioSection('unittest', 'Stdlib unittest modules (`-m unittest test.test_re test.test_difflib`)', SIZE.longRounds,
+      contenders(python, ['-m', 'unittest', '-q', 'test.test_re', 'test.test_difflib']));
+  }
+  if (options.only.has('versions')) {
+    for (const version of ['3.8', '3.13']) {
+      const exe = pythons[version];
+      if (!exe) {
+        notes.push(`Python ${version} not found under ${PYENV}/versions: its storm row is missing.`);
+        continue;
+      }
+      const events = SIZE.storm;
+      await ratioSection(`storm-${version}`, `Event storm on ${version}: ${events.toLocaleString('en')} \`sys.audit\` calls`, R,
+        contenders(exe, [path.join(WORKLOADS, 'storm.py'), String(events)], { only: ['plain', 'launcher', 'cli'] }),
+        (samples) => Object.fromEntries(['launcher', 'cli'].map((n) => [n, perEventNs(samples, n, events)])));
+    }
+  }
+  if (options.only.has('stamp')) {
+    const { dest, files } = stampTree(SIZE.stamp);
+    log(`stamp: ${files.length} modules`);
+    const list = [
+      { name: 'sha256sum', run: () => timeProcess(['sha256sum', ...files]) },
+      { name: 'stamp', run: () => timeProcess([process.execPath, CLI, 'stamp', dest]) },
+    ];
+    const samples = await paired(list, R, (m) => log(`  ${m}`));
+    results.push({
+      section: 'stamp',
+      title: `Stamping ${files.length.toLocaleString('en')} small modules vs \`sha256sum\` over the same files`,
+      rows: list.map((c) => ({ contender: c.name, ratio: summary(samples.get(c.name).ratio), seconds: summary(samples.get(c.name).seconds) })),
+    });
+  }
+  if (options.only.has('f5')) {
+    const program = path.join(WORKLOADS, 'hello.py');
+    const list = [
+      { name: 'plain', run: () => plainOnce(python, program) },
+      { name: 'f5', run: () => f5Once(ADAPTER, python, program, process.env) },
+    ];
+    log(`F5 latency: ${SIZE.f5} rounds`);
+    const samples = await paired(list, SIZE.f5, (m) => log(`  ${m}`));
+    const plain = samples.get('plain').seconds;
+    results.push({
+      section: 'f5',
+      title: 'F5 (DAP initialize → launch → configurationDone) to the program\'s first output',
+      rows: list.map((c) => ({ contender: c.name, ratio: summary(samples.get(c.name).ratio), seconds: summary(samples.get(c.name).seconds) })),
+      extra: { addedMs: summary(samples.get('f5').seconds.map((t, i) => (t - plain[i]) * 1000)) },
+    });
+  }
+  if (options.only.has('memory')) {
+    const events = SIZE.memoryEvents;
+    const jsonl = freshLog();
+    log(`adapter memory: ${events.toLocaleString('en')} events through the CLI`);
+    const run = await sampleResident([process.execPath, CLI, 'run', '-q', '--no-summary', '--jsonl', jsonl, '--python', python,
+      '--', path.join(WORKLOADS, 'storm.py'), String(events)]);
+    const lines = Number(commandOutput(['sh', '-c', `grep -c '^{"event":"bench.storm"' ${jsonl}`]));
+    fs.rmSync(jsonl, { force: true });
+    // The steady state: past the first tenth of the run the engine, the launcher's connection and the
+    // buffers are all set up.
+    const steady = run.samples.filter(([t]) => t >= run.seconds / 10).map(([, kib]) => kib);
+    const at = (fraction) => run.samples.filter(([t]) => t <= run.seconds * fraction).pop()?.[1];
+    results.push({
+      section: 'memory',
+      title: `Adapter (CLI engine) resident memory over a ${events.toLocaleString('en')}-event storm`,
+      memory: {
+        events, seconds: run.seconds, logged: lines, samples: run.samples.length,
+        trajectory: [0.1, 0.25, 0.5, 0.75, 1].map((f) => [f, at(f)]),
+        medianKiB: summary(steady).median, minKiB: Math.min(...steady), maxKiB: Math.max(...steady),
+      },
+    });
+  }
+
+  fs.writeFileSync(options.out, report(info));
+  log(`wrote ${path.relative(process.cwd(), options.out)}`);
+}
+
+// ---- the report ------------------------------------------------------------------------------------
+
+const fmt = (x, digits = 2) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits));
+const spread = (s, digits = 2) => `${fmt(s.min, digits)}–${fmt(s.max, digits)}`;
+const mib = (kib) => (kib === undefined ? '—' : (kib / 1024).toFixed(1));
+
+function verdict(ok) {
+  return ok ? 'met' : '**missed**';
+}
+
+function report(info) {
+  const out = [];
+  out.push('# Benchmark results', '');
+  out.push(`Written by \`npm run bench${options.quick ? ' -- --quick' : ''}\` (bench/run.js). Each round runs every contender once, in a rotating order, after one`);
+  out.push('warm-up round; a ratio is the contender\'s wall time over plain python\'s *in the same round*, and the table gives the median');
+  out.push('of those paired ratios with their spread (min–max over rounds). Absolute times are for orientation only: this machine is shared');
+  out.push('and noisy (other tenants take CPU time: wall time then exceeds user + system time). The CPU ratio (user + system time of');
+  out.push('all the contender\'s processes over plain python\'s) is less disturbed by them, but counts work done in parallel (the CLI\'s');
+  out.push('Node process runs beside the launcher) that the wall ratio does not. Peak RSS is the largest single process (GNU time), and GNU time counts CPU in 10 ms steps: the CPU ratio means little for runs of a few tenths of a second.', '');
+  out.push('## Machine', '');
+  out.push(`- CPU: ${info.cpu}, ${info.cores} cores; memory ${info.memory}`);
+  out.push(`- Kernel: ${info.kernel}`);
+  out.push(`- Python: ${info.pythons.join('; ')}`);
+  out.push(`- Node: ${info.node}`);
+  if (info.strace) out.push(`- ${info.strace}`);
+  out.push(`- Date: ${info.date}`);
+  out.push(`- Mode: ${options.quick ? 'quick (fewer rounds, smaller workloads)' : 'full'}`, '');
+
+  const targets = [];
+  const bySection = Object.fromEntries(results.map((r) => [r.section, r]));
+  const rowOf = (section, name) => bySection[section]?.rows?.find((r) => r.contender === name);
+
+  out.push('## Workloads × contenders', '');
+  for (const r of results.filter((x) => x.rows && !['stamp', 'f5'].includes(x.section))) {
+    out.push(`### ${r.title}`, '');
+    out.push('| contender | wall ratio to plain (median) | spread | CPU ratio (median) | wall s (median) | peak RSS MiB (median) | added per event (median, spread) |');
+    out.push('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const row of r.rows) {
+      const perEvent = r.extra?.[row.contender];
+      out.push(`| ${CONTENDER_LABEL[row.contender]} | ${fmt(row.ratio.median, 3)}× | ${spread(row.ratio)} | ${row.cpuRatio ? `${fmt(row.cpuRatio.median, 3)}×` : '—'} | ${fmt(row.seconds.median, 3)} | ${mib(row.rssKiB?.median)} | ${perEvent ? `${fmt(perEvent.median, 0)} ns (${spread(perEvent, 0)})` : ''} |`);
+    }
+    out.push('');
+  }
+
+  // Targets of issue #9 (and #7, #10).
+  const storm = bySection.storm;
+  if (storm) {
+    const launcherNs = storm.extra.launcher;
+    targets.push(['≤ 150 ns added per event, launcher, storm (3.12)', `${fmt(launcherNs.median, 0)} ns`, launcherNs.median <= 150]);
+    for (const version of ['3.8', '3.13']) {
+      const s = bySection[`storm-${version}`];
+      if (s) targets.push([`… held on ${version}`, `${fmt(s.extra.launcher.median, 0)} ns`, s.extra.launcher.median <= 150]);
+    }
+    const cli = rowOf('storm', 'cli');
+    if (cli) {
+      targets.push(['CLI end to end ≤ 3× on the storm', `${fmt(cli.ratio.median)}×`, cli.ratio.median <= 3]);
+      const eventsPerSecond = SIZE.storm / (cli.seconds.median - rowOf('storm', 'plain').seconds.median);
+      targets.push(['Node ingest ≥ 4 M events/s (storm events / time the CLI adds)', `${fmt(eventsPerSecond / 1e6)} M/s`, eventsPerSecond >= 4e6]);
+    }
+    const pyhookNs = storm.extra.pyhook;
+    if (pyhookNs && storm.extra.cli) {
+      const factor = pyhookNs.median / storm.extra.cli.median;
+      targets.push(['CLI ≥ 10× cheaper per event than the hand-written Python hook', `${fmt(factor, 1)}× (${fmt(storm.extra.cli.median, 0)} vs ${fmt(pyhookNs.median, 0)} ns)`, factor >= 10]);
+    }
+  }
+  for (const [section, limit] of [['imports', 1.02], ['compileall', 1.02], ['unittest', 1.02], ['fileio', 1.05]]) {
+    const row = rowOf(section, 'launcher');
+    if (row) targets.push([`launcher ≤ ${limit.toFixed(2)}× on ${section}`, `${fmt(row.ratio.median, 3)}×`, row.ratio.median <= limit]);
+  }
+  const cliFiles = rowOf('fileio', 'cli');
+  if (cliFiles) targets.push(['CLI end to end ≤ 1.10× on file I/O', `${fmt(cliFiles.ratio.median, 3)}×`, cliFiles.ratio.median <= 1.1]);
+  for (const section of ['imports', 'storm']) {
+    const plain = rowOf(section, 'plain');
+    const launcher = rowOf(section, 'launcher');
+    if (plain?.rssKiB && launcher?.rssKiB) {
+      const extra = (launcher.rssKiB.median - plain.rssKiB.median) / 1024;
+      targets.push([`#10: launcher peak RSS within a few MB of plain python (${section})`, `+${fmt(extra, 1)} MiB (${mib(launcher.rssKiB.median)} vs ${mib(plain.rssKiB.median)})`, extra <= 5]);
+    }
+  }
+
+  const stamp = bySection.stamp;
+  if (stamp) {
+    out.push(`### ${stamp.title}`, '');
+    out.push('| contender | ratio to sha256sum (median) | spread | wall s (median) |', '| --- | --- | --- | --- |');
+    for (const row of stamp.rows) {
+      out.push(`| ${row.contender === 'stamp' ? '`spython-audit stamp DIR`' : '`sha256sum FILE...`'} | ${fmt(row.ratio.median)}× | ${spread(row.ratio)} | ${fmt(row.seconds.median, 3)} |`);
+    }
+    out.push('');
+    const ratio = stamp.rows[1].ratio.median;
+    targets.push(['#7: stamping keeps up with sha256sum (ratio ≤ 1.5×)', `${fmt(ratio)}×`, ratio <= 1.5]);
+  }
+  const f5 = bySection.f5;
+  if (f5) {
+    out.push(`### ${f5.title}`, '');
+    out.push('| contender | wall s to first output (median) | spread |', '| --- | --- | --- |');
+    for (const row of f5.rows) {
+      out.push(`| ${row.contender === 'f5' ? 'F5 through the adapter (DAP on stdio)' : '`python hello.py`'} | ${fmt(row.seconds.median, 3)} | ${spread(row.seconds, 3)} |`);
+    }
+    out.push('', `Added by F5: ${fmt(f5.extra.addedMs.median, 0)} ms median (${spread(f5.extra.addedMs, 0)} ms).`, '');
+    targets.push(['F5 to first output ≤ 100 ms more than plain python', `+${fmt(f5.extra.addedMs.median, 0)} ms`, f5.extra.addedMs.median <= 100]);
+  }
+  const memory = bySection.memory;
+  if (memory) {
+    const m = memory.memory;
+    out.push(`### ${memory.title}`, '');
+    out.push(`${m.events.toLocaleString('en')} events in ${fmt(m.seconds, 1)} s (${m.logged.toLocaleString('en')} storm records in the JSONL log); ${m.samples} samples of VmRSS every 100 ms.`, '');
+    out.push(`| ${m.trajectory.map(([f]) => `at ${Math.round(f * 100)}% of the run`).join(' | ')} | steady state (from 10%): median | min | max |`);
+    out.push(`| ${m.trajectory.map(() => '---').join(' | ')} | --- | --- | --- |`);
+    out.push(`| ${m.trajectory.map(([, kib]) => `${mib(kib)} MiB`).join(' | ')} | ${mib(m.medianKiB)} MiB | ${mib(m.minKiB)} MiB | ${mib(m.maxKiB)} MiB |`, '');
+    const below = (m.medianKiB - m.minKiB) / 1024;
+    const above = (m.maxKiB - m.medianKiB) / 1024;
+    targets.push([`adapter RSS flat (± 20 MB around its steady-state median) over ${m.events.toLocaleString('en')} events`, `−${fmt(below, 1)} / +${fmt(above, 1)} MiB`, below <= 20 && above <= 20]);
+    targets.push(['#10: every record streamed to the log, none kept', `${m.logged.toLocaleString('en')} of ${m.events.toLocaleString('en')} logged`, m.logged === m.events]);
+  }
+  out.push('## Targets', '');
+  out.push('| target | measured | verdict |', '| --- | --- | --- |');
+  for (const [target, measured, ok] of targets) out.push(`| ${target} | ${measured} | ${verdict(ok)} |`);
+  out.push('');
+  if (notes.length) out.push('## Notes', '', ...notes.map((n) => `- ${n}`), '');
+  return out.join('\n');
+}
+
+main()
+  .catch((err) => {
+    console.error(`bench: ${err.stack ?? err}`);
+    process.exitCode = 1;
+  })
+  .finally(() => fs.rmSync(WORK, { recursive: true, force: true }));

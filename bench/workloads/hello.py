@@ -1,0 +1,1 @@
+print("spython-bench: first output", flush=True)
