@@ -118,6 +118,60 @@ describe('child sessions (subProcess)', { ...needs(PYTHON), concurrency: 2, time
     });
   }
 
+  test('a forked child gets a child session too: its first event waits for that session', async () => {
+    const program = new Program(
+      [
+        'pid = os.fork()',
+        'if pid == 0:',
+        '    os.listdir(HERE)  # STOP',
+        '    os._exit(7)',
+        'print("fork status", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)',
+      ].join('\n'),
+    );
+    await Session.with(async (s) => {
+      const children = serveChildSessions(s, { functionBreakpoints: [IN_MAIN] });
+      await s.launch(program.launchArgs(PYTHON, { subProcess: true }), {}, { supportsStartDebuggingRequest: true });
+      const child = await children.nth(0);
+      const stop = await child.nextStop();
+      const { pid, ppid } = (children.requests[0].configuration as Record<string, any>).__spythonChild;
+      assert.equal(stop.threadId, pid);
+      const frames = (await child.dc.stackTraceRequest({ threadId: stop.threadId! })).body.stackFrames;
+      assert.equal(frames[0].source?.path, program.file);
+      assert.equal(frames[0].line, program.lineOf('STOP'));
+      await child.dc.continueRequest({ threadId: stop.threadId! });
+      await child.ended();
+      await s.ended();
+      assert.equal(s.stops.length, 0);
+      assert.ok(child.records().every((r) => r.data.pid === pid && r.data.ppid === ppid));
+      assert.match(s.text('stdout'), /^fork status 7\n$/);
+      await child.close();
+    });
+  });
+
+  test('without startDebugging, a fork bomb of 200 children ends cleanly, every child counted', async () => {
+    const program = new Program(
+      [
+        'pids = []',
+        'for i in range(200):',
+        '    pid = os.fork()',
+        '    if pid == 0:',
+        '        open(os.path.join(HERE, f"bomb-{i}"), "w").close()',
+        '        os._exit(0)',
+        '    pids.append(pid)',
+        'print("failed", sum(1 for p in pids if os.waitpid(p, 0)[1] != 0), flush=True)',
+      ].join('\n'),
+    );
+    await Session.with(async (s) => {
+      await s.launch(program.launchArgs(PYTHON, { subProcess: true }));
+      await s.ended();
+      assert.equal(s.exitCode, 0);
+      assert.equal(s.text('stdout'), 'failed 0\n');
+      const bombs = program.runRecords().filter((r) => r.event === 'open' && /\/bomb-\d+$/.test(String(r.args[0])));
+      assert.equal(bombs.length, 200);
+      assert.equal(new Set(bombs.map((r) => r.pid)).size, 200);
+    });
+  });
+
   test('terminating the parent ends the child and its session', async () => {
     const { program } = parentAndChild();
     await Session.with(async (s) => {

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { needs, program, PYTHON, runCli, show, writeFile } from './common';
+import { needs, program, PYTHON, runCli, show, TARGETS, writeFile } from './common';
 
 type Rec = { event: string; pid: number; ppid: number; args: any[]; denied?: string };
 
@@ -82,45 +82,6 @@ describe('spython-audit run --sub-process', { ...needs(PYTHON), concurrency: 3 }
     assert.match(text, new RegExp(`│   └ ${grandchild.pid}\\s+│\\s+${child.pid} │ grandchild\\.py → execd\\.py\\s+│\\s+[\\d,]+ │ exited with status 0`));
     // Live lines of the children say which process they come from.
     assert.match(text, new RegExp(`\\[audit\\] \\[pid ${child.pid}\\] subprocess\\.Popen`));
-  });
-
-  test('multiprocessing spawn and forkserver pools and a ProcessPoolExecutor', async () => {
-    const { dir, file } = program(
-      'import concurrent.futures, multiprocessing as mp, os\n' +
-        'HERE = os.path.dirname(os.path.abspath(__file__))\n' +
-        'def work(tag):\n' +
-        '    open(os.path.join(HERE, f"w-{tag}"), "w").close()\n' +
-        '    return os.getpid()\n' +
-        'if __name__ == "__main__":\n' +
-        '    for method in ("spawn", "forkserver"):\n' +
-        '        with mp.get_context(method).Pool(2) as pool:\n' +
-        '            print(method, len(pool.map(work, [f"{method}-{i}" for i in range(4)])), flush=True)\n' +
-        '    with concurrent.futures.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:\n' +
-        '        print("executor", len(list(ex.map(work, [f"executor-{i}" for i in range(4)]))), flush=True)\n',
-    );
-    const jsonl = path.join(dir, 'out.jsonl');
-    const r = await runCli(['run', '--sub-process', '--startup-control', '-q', '--jsonl', jsonl, '--python', PYTHON!, file], { cwd: dir });
-    assert.equal(r.status, 0, show(r));
-    assert.equal(r.stdoutText, 'spawn 4\nforkserver 4\nexecutor 4\n');
-    const recs = records(jsonl);
-    const main = pidRunning(recs, 'prog.py');
-    const parentOf = new Map(recs.map((x) => [x.pid, x.ppid]));
-    for (const method of ['spawn', 'forkserver', 'executor']) {
-      const work = opened(recs, `w-${method}-`);
-      assert.equal(work.length, 4, `${method}: ${work.length} audited opens`);
-      for (const rec of work) {
-        assert.notEqual(rec.pid, main.pid, `${method} work ran in the main process`);
-        // A pool worker descends from the program (forkserver's through the fork server).
-        let pid: number | undefined = rec.pid;
-        while (pid !== undefined && pid !== main.pid) pid = parentOf.get(pid);
-        assert.equal(pid, main.pid, `${method} worker ${rec.pid} does not descend from ${main.pid}`);
-      }
-    }
-    // StartupControl let multiprocessing's own -c through, and nothing was refused.
-    const commands = recs.filter((x) => x.event === 'cpython.run_command').map((x) => String(x.args[0]));
-    assert.ok(commands.some((c) => c.includes('multiprocessing.spawn import spawn_main')), commands.join('\n'));
-    assert.ok(commands.some((c) => c.includes('multiprocessing.forkserver import main')), commands.join('\n'));
-    assert.deepEqual(recs.filter((x) => x.denied), []);
   });
 
   test('denyEvents refuses in a child and in a grandchild; -c of anything else is refused under StartupControl', async () => {
@@ -201,3 +162,46 @@ describe('spython-audit run --sub-process', { ...needs(PYTHON), concurrency: 3 }
     for (let i = 0; i < 200; i++) assert.ok(fs.existsSync(path.join(dir, `bomb-${i}`)));
   });
 });
+
+for (const { label, python } of TARGETS) {
+  describe(`multiprocessing under --sub-process on Python ${label}`, needs(python), () => {
+    test('multiprocessing spawn and forkserver pools and a ProcessPoolExecutor', async () => {
+      const { dir, file } = program(
+        'import concurrent.futures, multiprocessing as mp, os\n' +
+          'HERE = os.path.dirname(os.path.abspath(__file__))\n' +
+          'def work(tag):\n' +
+          '    open(os.path.join(HERE, f"w-{tag}"), "w").close()\n' +
+          '    return os.getpid()\n' +
+          'if __name__ == "__main__":\n' +
+          '    for method in ("spawn", "forkserver"):\n' +
+          '        with mp.get_context(method).Pool(2) as pool:\n' +
+          '            print(method, len(pool.map(work, [f"{method}-{i}" for i in range(4)])), flush=True)\n' +
+          '    with concurrent.futures.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:\n' +
+          '        print("executor", len(list(ex.map(work, [f"executor-{i}" for i in range(4)]))), flush=True)\n',
+      );
+      const jsonl = path.join(dir, 'out.jsonl');
+      const r = await runCli(['run', '--sub-process', '--startup-control', '-q', '--jsonl', jsonl, '--python', python!, file], { cwd: dir });
+      assert.equal(r.status, 0, show(r));
+      assert.equal(r.stdoutText, 'spawn 4\nforkserver 4\nexecutor 4\n');
+      const recs = records(jsonl);
+      const main = pidRunning(recs, 'prog.py');
+      const parentOf = new Map(recs.map((x) => [x.pid, x.ppid]));
+      for (const method of ['spawn', 'forkserver', 'executor']) {
+        const work = opened(recs, `w-${method}-`);
+        assert.equal(work.length, 4, `${method}: ${work.length} audited opens`);
+        for (const rec of work) {
+          assert.notEqual(rec.pid, main.pid, `${method} work ran in the main process`);
+          // A pool worker descends from the program (forkserver's through the fork server).
+          let pid: number | undefined = rec.pid;
+          while (pid !== undefined && pid !== main.pid) pid = parentOf.get(pid);
+          assert.equal(pid, main.pid, `${method} worker ${rec.pid} does not descend from ${main.pid}`);
+        }
+      }
+      // StartupControl let multiprocessing's own -c through, and nothing was refused.
+      const commands = recs.filter((x) => x.event === 'cpython.run_command').map((x) => String(x.args[0]));
+      assert.ok(commands.some((c) => c.includes('multiprocessing.spawn import spawn_main')), commands.join('\n'));
+      assert.ok(commands.some((c) => c.includes('multiprocessing.forkserver import main')), commands.join('\n'));
+      assert.deepEqual(recs.filter((x) => x.denied), []);
+    });
+  });
+}
