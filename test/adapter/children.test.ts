@@ -211,6 +211,44 @@ describe('child sessions (subProcess)', { ...needs(PYTHON), concurrency: 2, time
     });
   });
 
+  test('a client that agrees to startDebugging but never attaches: after 15 s the child runs here, with a notice', async () => {
+    const { program } = parentAndChild();
+    await Session.with(async (s) => {
+      s.serveReverseRequest('startDebugging', async () => ({ success: true }));
+      await s.launch(program.launchArgs(PYTHON, { subProcess: true }), {}, { supportsStartDebuggingRequest: true });
+      await s.ended();
+      assert.equal(s.exitCode, 0);
+      assert.ok(
+        s.consoleLines().some((l) => /^Process \d+ \(child of \d+\) is shown in this session: no child session attached within 15 s\.$/.test(l)),
+        s.consoleLines().join('\n'),
+      );
+      assert.match(s.text('stdout'), /child listed \d+\nchild status 0\n/);
+    });
+  });
+
+  test('a child session that never sends configurationDone: after 10 s the child runs, with a notice', async () => {
+    const { program } = parentAndChild();
+    await Session.with(async (s) => {
+      let child: Session | undefined;
+      s.serveReverseRequest('startDebugging', async (args: DebugProtocol.StartDebuggingRequestArguments) => {
+        child = await Session.start();
+        await child.dc.initializeRequest({ adapterID: 'spython', pathFormat: 'path' });
+        await child.dc.send('attach', args.configuration);
+        return { success: true };
+      });
+      await s.launch(program.launchArgs(PYTHON, { subProcess: true }), {}, { supportsStartDebuggingRequest: true });
+      await s.ended();
+      assert.equal(s.exitCode, 0);
+      assert.match(s.text('stdout'), /child listed \d+\nchild status 0\n/);
+      await child!.ended();
+      assert.ok(
+        child!.consoleLines().some((l) => /^No breakpoints arrived within 10 s: process \d+ runs without them\.$/.test(l)),
+        child!.consoleLines().join('\n'),
+      );
+      await child!.close();
+    });
+  });
+
   test('a client that refuses startDebugging gets the child here, with a notice', async () => {
     const { program } = parentAndChild();
     await Session.with(async (s) => {
