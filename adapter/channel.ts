@@ -197,12 +197,9 @@ export class ChannelConnection extends EventEmitter {
     private readonly checkPeer?: PeerCheck,
   ) {
     super();
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err: Error) => {
-      this.socketError = err;
-      this.emit('socketError', err);
-    });
-    socket.on('close', () => this.onClose());
+    socket.on('data', this.onData);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onClose);
   }
 
   /** The process id from the hello, once there is one. */
@@ -273,16 +270,38 @@ export class ChannelConnection extends EventEmitter {
     this.socket.destroy();
   }
 
+  /**
+   * Gives the connection away while its configuration is being computed (the hello verified, no
+   * `welcome` sent yet): this object lets go of the socket and emits nothing more, not even 'end'.
+   * Returns the socket, paused, and the bytes that arrived after the hello, in order.
+   */
+  handOff(): { socket: Duplex; rest: Buffer } {
+    if (this.state !== 'waiting') throw new Error('only a connection waiting for its configuration can be handed off');
+    this.state = 'closed';
+    this.ended = true;
+    this.socket.off('data', this.onData);
+    this.socket.off('error', this.onSocketError);
+    this.socket.off('close', this.onClose);
+    const rest = Buffer.concat(this.held);
+    this.held = [];
+    return { socket: this.socket, rest };
+  }
+
   // --- input ----------------------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  private readonly onSocketError = (err: Error): void => {
+    this.socketError = err;
+    this.emit('socketError', err);
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
     this.bytesReceived += chunk.length;
     if (this.state === 'waiting') {
       this.held.push(chunk);
     } else if (this.state !== 'closed') {
       this.feed(chunk);
     }
-  }
+  };
 
   /** Splits `chunk` into lines, continuing the pending partial line. */
   private feed(chunk: Buffer): void {
@@ -534,13 +553,13 @@ export class ChannelConnection extends EventEmitter {
     this.emit('protocolError', description);
   }
 
-  private onClose(): void {
+  private readonly onClose = (): void => {
     if (this.state === 'waiting') {
       this.closedWhileWaiting = true;
       return;
     }
     this.finish();
-  }
+  };
 
   private finish(): void {
     if (this.ended) return;
@@ -827,7 +846,7 @@ function startsWith(line: Buffer, prefix: Buffer): boolean {
 }
 
 /** Constant-time token comparison (lengths compared first, as timingSafeEqual requires). */
-function tokenMatches(given: unknown, expected: string): boolean {
+export function tokenMatches(given: unknown, expected: string): boolean {
   if (typeof given !== 'string') return false;
   const a = Buffer.from(given, 'utf8');
   const b = Buffer.from(expected, 'utf8');
@@ -856,7 +875,7 @@ function errorMessage(err: unknown): string {
  * Where to create the socket directory: os.tmpdir(), unless its path is so long that
  * `<tmpdir>/spython-XXXXXX/sock` would exceed the ~104-byte limit of a Unix socket path.
  */
-function socketBaseDir(): string {
+export function socketBaseDir(): string {
   const tmp = os.tmpdir();
   if (Buffer.byteLength(tmp) + '/spython-XXXXXX/sock'.length < 100) return tmp;
   return '/tmp';

@@ -25,14 +25,16 @@ import {
 import { DebugProtocol } from '@vscode/debugprotocol';
 import { BreakpointRegistry, FilterRequest } from './breakpoints';
 import { DENIED_CATEGORY, EVENT_CATEGORIES } from './catalog';
-import { LaunchPlan, planLaunch } from './config';
-import { Engine, HeldBack, InspectionCommand, PromptAnswer, StopInfo, TerminalStarter } from './engine';
+import { AttachPlan, LaunchPlan, planAttach, planLaunch } from './config';
+import { ChildSessionStarter, Engine, HeldBack, InspectionCommand, PromptAnswer, StopInfo, TerminalStarter } from './engine';
 import { AuditRecord, eventLine, eventSite, eventSummary } from './records';
 
 /** The launcher: dist/bin/spython beside the bundle (dist/adapter.js), unless SPYTHON_LAUNCHER says otherwise. */
 const LAUNCHER = process.env.SPYTHON_LAUNCHER ?? path.join(__dirname, 'bin', 'spython');
 /** How long the editor may take to open a terminal for the program. */
 const RUN_IN_TERMINAL_TIMEOUT_MS = 15_000;
+/** How long the editor may take to answer startDebugging (the engine also bounds the attach itself). */
+const START_DEBUGGING_TIMEOUT_MS = 15_000;
 /** Event names listed in the closing summary. */
 const SUMMARY_TOP_EVENTS = 8;
 const PROMPT_ANSWERS: readonly PromptAnswer[] = ['allow', 'allowAlways', 'deny'];
@@ -51,6 +53,7 @@ export class SPythonDebugSession extends DebugSession {
   private readonly breakpoints = new BreakpointRegistry();
   private configurationIsDone = false;
   private clientRunsInTerminal = false;
+  private clientStartsDebugging = false;
 
   constructor() {
     super();
@@ -63,6 +66,7 @@ export class SPythonDebugSession extends DebugSession {
     args: DebugProtocol.InitializeRequestArguments,
   ): void {
     this.clientRunsInTerminal = args.supportsRunInTerminalRequest === true;
+    this.clientStartsDebugging = args.supportsStartDebuggingRequest === true;
     response.body = {
       supportsConfigurationDoneRequest: true,
       supportsFunctionBreakpoints: true,
@@ -93,12 +97,11 @@ export class SPythonDebugSession extends DebugSession {
       this.fail(response, ErrorId.Launch, err, true);
       return;
     }
-    for (const problem of this.breakpoints.setLaunchBreakpoints(plan.breakOnEvents)) this.console(problem);
-    const engine = new Engine({ launcher: LAUNCHER, startInTerminal: this.clientRunsInTerminal ? this.startInTerminal : undefined });
-    this.engine = engine;
-    this.listenTo(engine);
-    engine.setBreakpoints(this.breakpoints.entries(), this.breakpoints.breakOnDenied);
-    if (this.configurationIsDone) engine.configurationDone();
+    const engine = this.newEngine(plan, {
+      startInTerminal: this.clientRunsInTerminal ? this.startInTerminal : undefined,
+      startChildSession:
+        plan.launcherConfig.subProcess && this.clientStartsDebugging ? this.childSessionStarter(args, plan) : undefined,
+    });
     try {
       await engine.start(plan);
       if (engine.runLog) this.sendEvent(new CustomEvent('spythonRunLog', { path: engine.runLog }));
@@ -106,6 +109,59 @@ export class SPythonDebugSession extends DebugSession {
     } catch (err) {
       this.fail(response, ErrorId.Launch, err, true);
     }
+  }
+
+  /** Only child sessions attach: to a process another session's program started (subProcess). */
+  protected async attachRequest(response: DebugProtocol.AttachResponse, args: DebugProtocol.AttachRequestArguments) {
+    let plan: AttachPlan;
+    try {
+      plan = planAttach(args);
+    } catch (err) {
+      this.fail(response, ErrorId.Launch, err, true);
+      return;
+    }
+    const engine = this.newEngine(plan, {});
+    try {
+      await engine.attach(plan.target, plan.view);
+      this.sendResponse(response);
+    } catch (err) {
+      this.fail(response, ErrorId.Launch, err, true);
+    }
+  }
+
+  private newEngine(plan: LaunchPlan | AttachPlan, options: Omit<ConstructorParameters<typeof Engine>[0], 'launcher'>): Engine {
+    for (const problem of this.breakpoints.setLaunchBreakpoints(plan.breakOnEvents)) this.console(problem);
+    const engine = new Engine({ launcher: LAUNCHER, ...options });
+    this.engine = engine;
+    this.listenTo(engine);
+    engine.setBreakpoints(this.breakpoints.entries(), this.breakpoints.breakOnDenied);
+    if (this.configurationIsDone) engine.configurationDone();
+    return engine;
+  }
+
+  /**
+   * Each process the program starts gets a child session (DAP startDebugging): an `attach` to the
+   * process's relay, with this launch's display attributes and event breakpoints.
+   */
+  private childSessionStarter(args: DebugProtocol.LaunchRequestArguments, plan: LaunchPlan): ChildSessionStarter {
+    const launch = args as Record<string, unknown>;
+    return (target) =>
+      new Promise<void>((resolve, reject) => {
+        const configuration = {
+          type: 'spython',
+          request: 'attach',
+          name: `python-${target.pid} (child of ${target.ppid})`,
+          lifecycleManagedByParent: true,
+          __spythonChild: target,
+          breakOnEvents: launch.breakOnEvents,
+          showEvents: plan.showEvents,
+          hideEvents: plan.hideEvents,
+          runsDir: plan.runsDir,
+        };
+        this.sendRequest('startDebugging', { request: 'attach', configuration }, START_DEBUGGING_TIMEOUT_MS, (answer) =>
+          answer.success ? resolve() : reject(new Error(`the editor did not open a child session (${answer.message})`)),
+        );
+      });
   }
 
   protected configurationDoneRequest(response: DebugProtocol.ConfigurationDoneResponse): void {
@@ -251,9 +307,14 @@ export class SPythonDebugSession extends DebugSession {
   private listenTo(engine: Engine): void {
     engine.on('programOutput', (category, text) => this.sendEvent(new OutputEvent(text, category)));
     engine.on('auditEvent', (record) => {
+      // A process the program started, shown here (no child session): its lines say which it is.
+      const origin = engine.mainPid !== undefined && record.pid !== engine.mainPid ? `[pid ${record.pid}] ` : '';
       const site = eventSite(record);
-      this.sendEvent(this.located(eventLine(record), site.file, site.line, record));
+      this.sendEvent(this.located(origin + eventLine(record), site.file, site.line, record));
     });
+    engine.on('childSession', (target) =>
+      this.console(`Process ${target.pid} (child of ${target.ppid}) runs in its own debug session, python-${target.pid}.`),
+    );
     engine.on('heldBack', (heldBack) => this.console(heldBackLine(heldBack, this.breakpoints)));
     engine.on('logpoint', (message) => this.sendEvent(this.located(message.message, message.file, message.line)));
     engine.on('stopped', (stop) => this.sendEvent(this.stoppedEvent(stop)));

@@ -122,6 +122,8 @@ export class SPythonConfigurationProvider implements vscode.DebugConfigurationPr
     folder: vscode.WorkspaceFolder | undefined,
     config: vscode.DebugConfiguration,
   ): Promise<vscode.DebugConfiguration | undefined> {
+    // A child session (subProcess): the adapter wrote the configuration and the process runs already.
+    if (config.request === 'attach') return config;
     const program = typeof config.program === 'string' ? config.program : undefined;
     if (program === '') {
       await vscode.window.showErrorMessage('"program" is empty: open the Python file to audit (it uses ${file}).');

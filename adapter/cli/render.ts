@@ -168,10 +168,12 @@ export function tag(c: Colors): string {
 }
 
 /** `[audit] socket.connect ('127.0.0.1', 8080)  examples/demo.py:42  DENIED by denyEvents`. */
-export function eventLine(c: Colors, record: AuditRecord, base?: string): string {
+export function eventLine(c: Colors, record: AuditRecord, base?: string, mainPid?: number): string {
   const category = categoryOf(record);
   const name = record.denied ? c.bold(c.red(record.event)) : categoryColor(c, category)(record.event);
-  let text = `${tag(c)} ${name}`;
+  // A process the program started says which it is.
+  const origin = mainPid !== undefined && record.pid !== mainPid ? `${c.dim(`[pid ${record.pid}]`)} ` : '';
+  let text = `${tag(c)} ${origin}${name}`;
   const args = argumentsText(record);
   if (args) text += ` ${args}`;
   const where = siteLocation(record, base);

@@ -232,8 +232,9 @@ export async function runCommand(program: string | undefined, args: string[], fl
 
   const engine = new Engine({ launcher: findLauncher(), startInTerminal, runLog: jsonlFile });
   engine.on('record', (record) => stats.add(record));
+  engine.on('processEnded', (end) => stats.processEnded(end.pid, end.exitStatus));
   if (!quiet) {
-    engine.on('auditEvent', (record) => term.print(eventLine(c, record, base)));
+    engine.on('auditEvent', (record) => term.print(eventLine(c, record, base, engine.mainPid)));
     engine.on('heldBack', (held) => {
       const what = held.kind === 'event' ? `\`${held.name}\` events` : 'logpoint messages';
       term.print(`${tag(c)} ${c.dim(`… ${n(held.count)} more ${what} (all in the JSONL log)`)}`);

@@ -422,6 +422,18 @@ connect_and_handshake(void)
         C.config = strndup(f.config.start, f.config.len);
         C.config_len = f.config.len;
     }
+    else if (f.config.kind == SPY_JSON_OBJECT) {
+        /* A fork keeps the policies it inherited, but its own reader (a
+         * child debug session) chooses its breakpoints, in force from the
+         * event that made it connect. */
+        char why[512];
+
+        if (spy_debug_configure(f.config.start, f.config.len, why,
+                                sizeof(why)) < 0) {
+            fprintf(stderr, "spython: the breakpoints of process %d's "
+                    "welcome are ignored: %s\n", (int)getpid(), why);
+        }
+    }
     if (pthread_create(&thread, NULL, control_reader_main, r) != 0) {
         spy_fatal("cannot start the audit channel's reader thread",
                   strerror(errno));

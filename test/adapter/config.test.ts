@@ -87,6 +87,7 @@ describe('a valid launch configuration', () => {
     assert.deepEqual(plan.launcherConfig, {
       startupControl: true,
       execCheck: true,
+      subProcess: true,
       stopOnEntry: true,
       denyEvents: ['socket.*', { event: 'open', condition: 'args[1] != "r"' }],
       promptEvents: ['subprocess.Popen if "curl" in str(args)'],

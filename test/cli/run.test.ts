@@ -159,7 +159,7 @@ describe('the summary', { ...needs(PYTHON), concurrency: 4 }, () => {
     const row = `│ socket.connect │ ('127.0.0.1', 9) │ denyEvents │ prog.py:${lineOf(file, 'CONNECT')} │`;
     assert.equal(text.split(row).length - 1, 3, text);
     assert.match(text, /Verification failures\n  none/);
-    assert.match(text, /Processes\n[^]*│\s+\d+ │\s+\d+ │\s+\d+ │ exited with status 0/);
+    assert.match(text, /Processes\n[^]*│ \d+\s+│\s+\d+ │ prog\.py\s+│\s+\d+ │ exited with status 0/);
     assert.match(text, /Every record: .*\.jsonl/);
   });
 });

@@ -145,8 +145,8 @@ for (const { label, python } of TARGETS) {
           [parentPid, 'after'],
         ],
       );
-      // The summary lists both processes.
-      assert.match(r.stderrText, new RegExp(`│\\s+${childPid} │\\s+${parentPid} │`), show(r));
+      // The summary's process tree has the child under its parent.
+      assert.match(r.stderrText, new RegExp(`│ └ ${childPid} +│ +${parentPid} │ \\(fork of ${parentPid}\\) +│ +1,0\\d\\d │`), show(r));
     });
   });
 }
