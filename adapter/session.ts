@@ -104,7 +104,7 @@ export class SPythonDebugSession extends DebugSession {
     });
     try {
       await engine.start(plan);
-      if (engine.runLog) this.sendEvent(new CustomEvent('spythonRunLog', { path: engine.runLog }));
+      this.announceRunLog(engine);
       this.sendResponse(response);
     } catch (err) {
       this.fail(response, ErrorId.Launch, err, true);
@@ -123,10 +123,15 @@ export class SPythonDebugSession extends DebugSession {
     const engine = this.newEngine(plan, {});
     try {
       await engine.attach(plan.target, plan.view);
+      this.announceRunLog(engine);
       this.sendResponse(response);
     } catch (err) {
       this.fail(response, ErrorId.Launch, err, true);
     }
+  }
+
+  private announceRunLog(engine: Engine): void {
+    if (engine.runLog) this.sendEvent(new CustomEvent('spythonRunLog', { path: engine.runLog }));
   }
 
   private newEngine(plan: LaunchPlan | AttachPlan, options: Omit<ConstructorParameters<typeof Engine>[0], 'launcher'>): Engine {

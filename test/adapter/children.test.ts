@@ -102,6 +102,9 @@ describe('child sessions (subProcess)', { ...needs(PYTHON), concurrency: 2, time
           assert.ok(s.consoleLines().some((l) => l === `Process ${pid} (child of ${ppid}) runs in its own debug session, python-${pid}.`));
           assert.ok(!s.records().some((r) => r.data.pid === pid));
           assert.ok(child.records().every((r) => r.data.pid === pid) && child.records().length > 0);
+          // Each session names its own run log (the editor's Audit Events view reads it).
+          const runLogOf = (session: Session) => session.events.find((e) => e.event === 'spythonRunLog')?.body.path;
+          assert.ok(runLogOf(child) && runLogOf(s) && runLogOf(child) !== runLogOf(s), `${runLogOf(child)} / ${runLogOf(s)}`);
 
           await child.dc.continueRequest({ threadId: stop.threadId! });
           // The child ending ends its session; then the program ends and so does the parent's.
