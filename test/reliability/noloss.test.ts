@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { assertCounter, assertSeqPerProcess, program, readReport, show, startCli, TARGETS } from './common';
 import { needs, runCli } from '../cli/common';
+import { assertThreadRecords, THREADS_PROGRAM } from '../helpers/threads';
 
 const N_EVENTS = 10_000;
 const RAISE = ['import ctypes, os, signal, sys, time', `for i in range(${N_EVENTS}):`, '    sys.audit("spy.n", i)'];
@@ -75,40 +76,14 @@ for (const { label, python } of TARGETS) {
     }
 
     test('64 threads x 5,000 events: exactly 320,000 records, each valid JSON, each thread in order', async () => {
-      const { dir, file } = program(
-        [
-          'import sys, threading',
-          'N, M = 64, 5000',
-          'go = threading.Event()',
-          'def work(t):',
-          '    go.wait()',
-          '    for i in range(M):',
-          '        sys.audit("spy.n", t, i)',
-          'threads = [threading.Thread(target=work, args=(t,), name="w%d" % t) for t in range(N)]',
-          'for th in threads: th.start()',
-          'go.set()',
-          'for th in threads: th.join()',
-          '',
-        ].join('\n'),
-      );
+      const { dir, file } = program(THREADS_PROGRAM);
       const report = path.join(dir, 'report.jsonl');
       const r = await runCli(['run', '-q', '--no-summary', '--jsonl', report, '--python', python!, file], { timeoutMs: 180_000 });
       assert.equal(r.status, 0, show(r));
       const records = readReport(report);
       assertSeqPerProcess(records);
-      const ours = records.filter((rec) => rec.event === 'spy.n');
-      assert.equal(ours.length, 320_000);
-      const next = new Array<number>(64).fill(0);
-      const tids = new Map<number, number>();
-      for (const rec of ours) {
-        const [t, i] = rec.args as [number, number];
-        if (i !== next[t]) assert.fail(`thread ${t}: event ${i} arrived when ${next[t]} was due`);
-        next[t]++;
-        if (rec.thread !== `w${t}`) assert.fail(`thread ${t}: record names thread ${JSON.stringify(rec.thread)}`);
-        if ((tids.get(t) ?? rec.tid) !== rec.tid) assert.fail(`thread ${t}: tid changed`);
-        tids.set(t, rec.tid);
-      }
-      assert.equal(new Set(tids.values()).size, 64, 'threads share a tid');
+      assert.equal(records.filter((rec) => rec.event === 'spy.n').length, 320_000);
+      assertThreadRecords(records);
     });
 
     test("a forked child's events are in the report under the child's pid", async () => {
