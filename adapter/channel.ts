@@ -88,9 +88,17 @@ export type ConfigSource =
   | object
   | ((hello: HelloMessage, connection: ChannelConnection) => object | Promise<object>);
 
+/**
+ * Decides, once the token has been verified, whether the process at the other end may join: undefined
+ * when it may, else why not (the connection is then rejected). See adapter/peers.ts.
+ */
+export type PeerCheck = (socket: net.Socket, hello: HelloMessage) => string | undefined;
+
 export interface ChannelServerOptions {
   /** Sent in every `welcome`; default `{}`. Can be changed later through `server.config`. */
   config?: ConfigSource;
+  /** Checks each peer after its token (default: none, the token alone). */
+  checkPeer?: PeerCheck;
 }
 
 export interface ChannelEnv {
@@ -180,19 +188,18 @@ export class ChannelConnection extends EventEmitter {
    * @param socket the accepted socket (any Duplex works, which is what the unit tests use)
    * @param token the expected token
    * @param getConfig the configuration source (see `ConfigSource`)
+   * @param checkPeer who may connect besides the token's holder (see `PeerCheck`)
    */
   constructor(
     readonly socket: Duplex,
     private readonly token: string,
     private readonly getConfig: () => ConfigSource,
+    private readonly checkPeer?: PeerCheck,
   ) {
     super();
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err: Error) => {
-      this.socketError = err;
-      this.emit('socketError', err);
-    });
-    socket.on('close', () => this.onClose());
+    socket.on('data', this.onData);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onClose);
   }
 
   /** The process id from the hello, once there is one. */
@@ -263,16 +270,38 @@ export class ChannelConnection extends EventEmitter {
     this.socket.destroy();
   }
 
+  /**
+   * Gives the connection away while its configuration is being computed (the hello verified, no
+   * `welcome` sent yet): this object lets go of the socket and emits nothing more, not even 'end'.
+   * Returns the socket, paused, and the bytes that arrived after the hello, in order.
+   */
+  handOff(): { socket: Duplex; rest: Buffer } {
+    if (this.state !== 'waiting') throw new Error('only a connection waiting for its configuration can be handed off');
+    this.state = 'closed';
+    this.ended = true;
+    this.socket.off('data', this.onData);
+    this.socket.off('error', this.onSocketError);
+    this.socket.off('close', this.onClose);
+    const rest = Buffer.concat(this.held);
+    this.held = [];
+    return { socket: this.socket, rest };
+  }
+
   // --- input ----------------------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  private readonly onSocketError = (err: Error): void => {
+    this.socketError = err;
+    this.emit('socketError', err);
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
     this.bytesReceived += chunk.length;
     if (this.state === 'waiting') {
       this.held.push(chunk);
     } else if (this.state !== 'closed') {
       this.feed(chunk);
     }
-  }
+  };
 
   /** Splits `chunk` into lines, continuing the pending partial line. */
   private feed(chunk: Buffer): void {
@@ -451,6 +480,11 @@ export class ChannelConnection extends EventEmitter {
       return;
     }
     const hello = msg as HelloMessage;
+    const refusal = this.checkPeer?.(this.socket as net.Socket, hello);
+    if (refusal !== undefined) {
+      this.reject(`peer check failed: ${refusal}`);
+      return;
+    }
 
     let config: object | Promise<object>;
     const source = this.getConfig();
@@ -519,13 +553,13 @@ export class ChannelConnection extends EventEmitter {
     this.emit('protocolError', description);
   }
 
-  private onClose(): void {
+  private readonly onClose = (): void => {
     if (this.state === 'waiting') {
       this.closedWhileWaiting = true;
       return;
     }
     this.finish();
-  }
+  };
 
   private finish(): void {
     if (this.ended) return;
@@ -571,6 +605,7 @@ export class ChannelServer extends EventEmitter {
     readonly token: string,
     private readonly server: net.Server,
     config: ConfigSource,
+    private readonly checkPeer: PeerCheck | undefined,
   ) {
     super();
     this.config = config;
@@ -595,7 +630,7 @@ export class ChannelServer extends EventEmitter {
           resolve();
         });
       });
-      return new ChannelServer(dir, socketPath, token, server, options.config ?? {});
+      return new ChannelServer(dir, socketPath, token, server, options.config ?? {}, options.checkPeer);
     } catch (err) {
       await fsp.rm(dir, { recursive: true, force: true });
       throw err;
@@ -624,7 +659,7 @@ export class ChannelServer extends EventEmitter {
       socket.destroy();
       return;
     }
-    const connection = new ChannelConnection(socket, this.token, () => this.config);
+    const connection = new ChannelConnection(socket, this.token, () => this.config, this.checkPeer);
     this.connections.push(connection);
     this.emit('connection', connection);
   }
@@ -811,7 +846,7 @@ function startsWith(line: Buffer, prefix: Buffer): boolean {
 }
 
 /** Constant-time token comparison (lengths compared first, as timingSafeEqual requires). */
-function tokenMatches(given: unknown, expected: string): boolean {
+export function tokenMatches(given: unknown, expected: string): boolean {
   if (typeof given !== 'string') return false;
   const a = Buffer.from(given, 'utf8');
   const b = Buffer.from(expected, 'utf8');
@@ -840,7 +875,7 @@ function errorMessage(err: unknown): string {
  * Where to create the socket directory: os.tmpdir(), unless its path is so long that
  * `<tmpdir>/spython-XXXXXX/sock` would exceed the ~104-byte limit of a Unix socket path.
  */
-function socketBaseDir(): string {
+export function socketBaseDir(): string {
   const tmp = os.tmpdir();
   if (Buffer.byteLength(tmp) + '/spython-XXXXXX/sock'.length < 100) return tmp;
   return '/tmp';

@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { closest } from 'fastest-levenshtein';
 import { EventRule } from './catalog';
+import type { ViewPlan } from './engine';
+import type { ChildTarget } from './relay';
 
 export type ConsoleKind = 'internalConsole' | 'integratedTerminal' | 'externalTerminal';
 
@@ -35,6 +37,7 @@ export interface LauncherConfig {
   manifest?: string;
   manifestKey?: string;
   execCheck?: boolean;
+  subProcess?: boolean;
   auditLog?: { file?: string; syslog?: PolicyRule[]; journal?: PolicyRule[] };
   stopOnEntry?: boolean;
 }
@@ -138,7 +141,6 @@ const ATTRIBUTES: Readonly<Record<string, Check>> = {
   pythonArgs: isStringList,
   console: oneOf('internalConsole', 'integratedTerminal', 'externalTerminal'),
   stopOnEntry: isBoolean,
-  // Following subprocesses is a separate feature; until then the attribute is accepted and ignored.
   subProcess: isBoolean,
   startupControl: isBoolean,
   denyEvents: ruleList(),
@@ -153,6 +155,14 @@ const ATTRIBUTES: Readonly<Record<string, Check>> = {
   execCheck: isBoolean,
   lockHooks: isBoolean,
   auditLog: isAuditLog,
+  showEvents: isStringList,
+  hideEvents: isStringList,
+  runsDir: isString,
+};
+
+/** The attributes of a child session's `attach` configuration besides `__spythonChild` (which it sends). */
+const ATTACH_ATTRIBUTES: Readonly<Record<string, Check>> = {
+  breakOnEvents: ATTRIBUTES.breakOnEvents,
   showEvents: isStringList,
   hideEvents: isStringList,
   runsDir: isString,
@@ -176,6 +186,7 @@ const EDITOR_ATTRIBUTES = new Set([
   'windows',
   'osx',
   'linux',
+  'lifecycleManagedByParent',
 ]);
 
 /** The attribute names the adapter understands. */
@@ -224,7 +235,7 @@ export function planLaunch(attributes: unknown, baseEnv: NodeJS.ProcessEnv = pro
   launcherArgs.push(...(program !== undefined ? [program] : ['-m', a.module as string]), ...(a.args ?? []));
 
   const launcherConfig: LauncherConfig = {};
-  for (const key of ['startupControl', 'lockHooks', 'execCheck', 'stopOnEntry'] as const) {
+  for (const key of ['startupControl', 'lockHooks', 'execCheck', 'subProcess', 'stopOnEntry'] as const) {
     if (a[key] === true) launcherConfig[key] = true;
   }
   for (const key of [
@@ -241,20 +252,79 @@ export function planLaunch(attributes: unknown, baseEnv: NodeJS.ProcessEnv = pro
     if (a[key] !== undefined) launcherConfig[key] = a[key];
   }
 
+  const consoleKind: ConsoleKind = a.console ?? 'internalConsole';
+  const env = programEnvironment(baseEnv, a.envFile === undefined ? undefined : path.resolve(cwd, a.envFile), a.env);
+  // In the Debug Console the program writes to a pipe, where Python would buffer its output until
+  // exit: unbuffered, prints interleave with the audit events they belong with (as under debugpy).
+  if (consoleKind === 'internalConsole' && !('PYTHONUNBUFFERED' in env)) env.PYTHONUNBUFFERED = '1';
+
   return {
     launcherArgs,
     cwd,
-    env: programEnvironment(baseEnv, a.envFile === undefined ? undefined : path.resolve(cwd, a.envFile), a.env),
-    console: a.console ?? 'internalConsole',
+    env,
+    console: consoleKind,
     launcherConfig,
-    breakOnEvents: ((a.breakOnEvents ?? []) as PolicyRule[]).map((rule) =>
-      typeof rule === 'string' ? { event: rule } : (rule as EventBreakpoint),
-    ),
+    breakOnEvents: eventBreakpoints(a.breakOnEvents),
     showEvents: a.showEvents ?? [],
     hideEvents: a.hideEvents ?? [],
     runsDir: path.resolve(cwd, a.runsDir ?? DEFAULT_RUNS_DIR),
     title: program ?? `-m ${a.module}`,
   };
+}
+
+/** A child session's plan: the process to attach to, what to show, and launch.json's event breakpoints. */
+export interface AttachPlan {
+  target: ChildTarget;
+  view: ViewPlan;
+  breakOnEvents: EventBreakpoint[];
+}
+
+/**
+ * Checks an `attach` configuration. Only child sessions attach: the parent session's adapter sends the
+ * configuration (startDebugging) with `__spythonChild`, the process's relay, and the display attributes
+ * of its own launch configuration.
+ */
+export function planAttach(attributes: unknown): AttachPlan {
+  if (!isPlainObject(attributes)) throw new LaunchConfigError('The attach configuration must be an object.');
+  const a = attributes as Record<string, any>;
+  const child = a.__spythonChild as Record<string, unknown> | undefined;
+  if (
+    !isPlainObject(child) ||
+    typeof child.address !== 'string' ||
+    typeof child.token !== 'string' ||
+    !Number.isInteger(child.pid) ||
+    !Number.isInteger(child.ppid)
+  ) {
+    throw new LaunchConfigError(
+      '"attach" is how child processes (subProcess) get their own session, started by the adapter itself; ' +
+        'to audit a program, use "request": "launch".',
+    );
+  }
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(a)) {
+    // Launch attributes an editor may have added (the interpreter, cwd) mean nothing here.
+    const ignored = name in ATTRIBUTES && !(name in ATTACH_ATTRIBUTES);
+    if (name.startsWith('__') || EDITOR_ATTRIBUTES.has(name) || value === undefined || ignored) continue;
+    const check = ATTACH_ATTRIBUTES[name];
+    const error = check ? check(value, name) : `unknown attribute "${name}" for "attach"`;
+    if (error) problems.push(error);
+  }
+  if (problems.length > 0) throw invalid(problems);
+  const target = child as unknown as ChildTarget;
+  return {
+    target: { address: target.address, token: target.token, pid: target.pid, ppid: target.ppid },
+    view: {
+      showEvents: a.showEvents ?? [],
+      hideEvents: a.hideEvents ?? [],
+      runsDir: path.resolve(a.runsDir ?? DEFAULT_RUNS_DIR),
+      title: `python-${target.pid}`,
+    },
+    breakOnEvents: eventBreakpoints(a.breakOnEvents),
+  };
+}
+
+function eventBreakpoints(rules: PolicyRule[] | undefined): EventBreakpoint[] {
+  return (rules ?? []).map((rule) => (typeof rule === 'string' ? { event: rule } : (rule as EventBreakpoint)));
 }
 
 /**

@@ -15,10 +15,12 @@ import { StringDecoder } from 'node:string_decoder';
 import { BreakpointEntry } from './breakpoints';
 import { EventDisplay } from './catalog';
 import { ChannelConnection, ChannelServer, ControlMessage, HelloMessage, JsonlWriter } from './channel';
-import { LaunchPlan } from './config';
-import { FloodControl } from './flood';
+import { LauncherConfig, LaunchPlan } from './config';
+import { FloodControl, OutputBudget } from './flood';
+import { ProcessTree } from './peers';
 import { localizeBody, RemoteReferences } from './inspection';
 import { AuditRecord, eventSummary, ReceivedRecord, RecordReader } from './records';
+import { ChildRelay, ChildTarget, connectToRelay } from './relay';
 
 export type ResumeAction = 'allow' | 'deny' | 'step';
 export type StopReason = 'breakpoint' | 'exception' | 'entry' | 'pause' | 'step';
@@ -61,13 +63,32 @@ export interface LogpointMessage {
 /** Lines flood control held back since the last summary. */
 export type HeldBack = { kind: 'event'; name: string; count: number } | { kind: 'logpoint'; breakpointId: number; count: number };
 
-/** How the program starts in one of the editor's terminals; resolves once it has been started. */
+/**
+ * How the program starts in one of the editor's terminals; resolves once it has been started, with the
+ * launcher's pid when it is known (the channel then admits only that process tree from the start).
+ */
 export type TerminalStarter = (request: {
   kind: 'integrated' | 'external';
   cwd: string;
   args: string[];
   env: Record<string, string>;
-}) => Promise<void>;
+}) => Promise<number | void>;
+
+/** A connected process is over: its exit status when it said (`exit`), else undefined. */
+export interface ProcessEnd {
+  pid: number;
+  ppid: number;
+  exitStatus: number | undefined;
+}
+
+/**
+ * Opens a child debug session (DAP `startDebugging`) for a process the program started; resolves once
+ * the editor agreed. The session then attaches to `target` (Engine.attach).
+ */
+export type ChildSessionStarter = (target: ChildTarget) => Promise<void>;
+
+/** What a session shows and keeps, for a process it attaches to rather than launches. */
+export type ViewPlan = Pick<LaunchPlan, 'showEvents' | 'hideEvents' | 'runsDir' | 'title'>;
 
 export interface EngineOptions {
   /** The hooked launcher, dist/bin/spython. */
@@ -76,6 +97,11 @@ export interface EngineOptions {
   startInTerminal?: TerminalStarter;
   /** The file for the JSONL copy of every record (default: a fresh file in the plan's runsDir). */
   runLog?: string;
+  /**
+   * Present when each process the program starts (subProcess) should get a debug session of its own;
+   * without it, or when the editor does not attach in time, this session shows them, tagged by pid.
+   */
+  startChildSession?: ChildSessionStarter;
 }
 
 export interface Engine {
@@ -94,6 +120,10 @@ export interface Engine {
   on(event: 'breakpointError', listener: (breakpointId: number, message: string) => void): this;
   /** Something the user should know that is not the program's output (launcher and channel trouble). */
   on(event: 'notice', listener: (text: string) => void): this;
+  /** A process the program started has its own debug session from now on. */
+  on(event: 'childSession', listener: (target: ChildTarget) => void): this;
+  /** A connected process is over (its child session's end, for one that had its own). */
+  on(event: 'processEnded', listener: (end: ProcessEnd) => void): this;
   /** The program is over; its exit status (128 + N after signal N), undefined when unknown. */
   on(event: 'exited', listener: (exitCode: number | undefined) => void): this;
   /** Everything is over: the last event. */
@@ -115,6 +145,13 @@ const TERMINAL_CONNECT_MS = 30_000;
 const MAX_STARTUP_STDERR = 16 * 1024;
 /** The status with which the launcher reports its own errors (docs/protocol.md). */
 const LAUNCHER_ERROR_STATUS = 125;
+/**
+ * How long the editor may take to open a child session and attach it; then the process is shown in
+ * this session instead. With CHILD_CONFIGURATION_MS, well under the launcher's 60 s handshake limit.
+ */
+const CHILD_ATTACH_MS = 15_000;
+/** How long an attached child session may take to send its breakpoints before the child runs anyway. */
+const CHILD_CONFIGURATION_MS = 10_000;
 
 export class Engine extends EventEmitter {
   /** Records received per event name, hidden ones included. */
@@ -127,17 +164,29 @@ export class Engine extends EventEmitter {
   runLog: string | undefined;
 
   private plan!: LaunchPlan;
+  /** The policies and settings of the program's own welcome (none for a process attached to). */
+  private launcherConfig: LauncherConfig = {};
+  /** Set when this session attached to a process another session's program started. */
+  private attachedTo: ChildTarget | undefined;
   private display!: EventDisplay;
   /** The time the latest chunk of the channel arrived: flood control's clock, read once per chunk
    * rather than once per record (performance.now() costs as much as the rest of a record). */
   private chunkArrived = performance.now();
   private readonly flood = new FloodControl<string | number>(undefined, () => this.chunkArrived);
+  /** The program's own output in the Debug Console (both streams together). */
+  private readonly outputBudget = new OutputBudget();
   private server: ChannelServer | undefined;
+  /** Who may connect: the launched process and its descendants. */
+  private tree: ProcessTree | undefined;
   private writer: JsonlWriter | undefined;
   private child: ChildProcess | undefined;
   /** The process the session launched (the first to connect); the others were forked by it. */
   private main: LauncherProcess | undefined;
   private readonly processes = new Set<LauncherProcess>();
+  /** Processes shown in child sessions, their channels relayed. */
+  private readonly relays = new Set<ChildRelay>();
+  /** Processes being offered a child session. */
+  private offers = 0;
   private readonly threads = new Map<number, ThreadInfo & { process: LauncherProcess }>();
   private readonly references = new RemoteReferences<LauncherProcess>();
   private readonly prompts = new Map<number, { process: LauncherProcess; remoteId: number }>();
@@ -168,14 +217,15 @@ export class Engine extends EventEmitter {
    */
   async start(plan: LaunchPlan): Promise<void> {
     this.plan = plan;
-    this.display = new EventDisplay(plan.showEvents, plan.hideEvents);
-    this.writer = await openRunLog(plan, this.options.runLog);
-    this.runLog = this.writer.path;
-    this.writer.on('error', (err) => this.emit('notice', `Cannot write ${this.runLog}: ${err.message}`));
-    this.server = await ChannelServer.create({ config: (hello, connection) => this.welcome(hello, connection) });
+    this.launcherConfig = plan.launcherConfig;
+    await this.prepare(plan);
+    const tree = (this.tree = new ProcessTree(undefined, (why) => this.emit('notice', why)));
+    this.server = await ChannelServer.create({
+      config: (hello, connection) => this.welcome(hello, connection),
+      checkPeer: (socket, hello) => tree.check(socket, hello),
+    });
     const env = { ...plan.env, ...this.server.env };
     this.launched = true;
-    this.summaryTimer = setInterval(() => this.reportHeldBack(), SUMMARY_INTERVAL_MS);
     try {
       if (plan.console === 'internalConsole') this.spawnLauncher(env);
       else await this.startInTerminal(env);
@@ -184,6 +234,37 @@ export class Engine extends EventEmitter {
       throw err;
     }
     return this.started.promise;
+  }
+
+  /**
+   * Attaches to a process another session's program started (a child session): its channel arrives
+   * through that session's relay. Resolves once the process is there; it runs from configurationDone
+   * on (or after CHILD_CONFIGURATION_MS without one).
+   */
+  async attach(target: ChildTarget, view: ViewPlan): Promise<void> {
+    this.attachedTo = target;
+    await this.prepare(view);
+    let socket;
+    try {
+      socket = await connectToRelay(target);
+    } catch (err) {
+      void this.finish();
+      throw err;
+    }
+    this.launched = true;
+    const connection = new ChannelConnection(socket, target.token, () => (hello, c) => this.welcome(hello, c));
+    connection.on('end', () => {
+      if (!this.main) {
+        this.startFailed(connection.rejectReason ?? `Process ${target.pid} ended before this session attached to it.`);
+        void this.finish();
+      }
+    });
+    return this.started.promise;
+  }
+
+  /** The pid of the program (the process launched or attached to), once it connected. */
+  get mainPid(): number | undefined {
+    return this.main?.pid;
   }
 
   /** The editor has sent its breakpoints: Python may start. */
@@ -196,7 +277,8 @@ export class Engine extends EventEmitter {
     this.breakpoints = entries;
     this.breakOnDenied = breakOnDenied;
     for (const process of this.processes) {
-      process.send({ type: 'setBreakpoints', breakpoints: entries, breakOnDenied });
+      // One still waiting for its welcome gets them in it: nothing may come before the welcome.
+      if (process.connection.hello) process.send({ type: 'setBreakpoints', breakpoints: entries, breakOnDenied });
     }
   }
 
@@ -293,6 +375,21 @@ export class Engine extends EventEmitter {
     prompt.process.send({ type: 'promptReply', id: prompt.remoteId, answer });
   }
 
+  /**
+   * When the program, once running, ended with the launcher's own status and without the `exit` message
+   * (which dlopen mode always sends): the launcher stopped it because auditing could not go on (its
+   * reason is on stderr). Says so, and what that means for the records; else undefined.
+   */
+  launcherStopped(status: number | undefined): string | undefined {
+    const connection = this.main?.connection;
+    if (!this.started.settled || status !== LAUNCHER_ERROR_STATUS || connection?.hello?.mode !== 'dlopen') return undefined;
+    if (connection.exitStatus !== undefined) return undefined;
+    return (
+      `The launcher stopped process ${connection.hello.pid} (status ${status}): auditing could not go on (its reason is ` +
+      `on stderr). Records it had not sent by then are missing; ${connection.records} arrived.`
+    );
+  }
+
   /** Ends the program and everything it started (SIGTERM, then SIGKILL); resolves when all is over. */
   async terminate(): Promise<void> {
     if (!this.launched) return;
@@ -304,6 +401,14 @@ export class Engine extends EventEmitter {
 
   // --- starting ---------------------------------------------------------------------------------
 
+  private async prepare(view: ViewPlan): Promise<void> {
+    this.display = new EventDisplay(view.showEvents, view.hideEvents);
+    this.writer = await openRunLog(view, this.options.runLog);
+    this.runLog = this.writer.path;
+    this.writer.on('error', (err) => this.emit('notice', `Cannot write ${this.runLog}: ${err.message}`));
+    this.summaryTimer = setInterval(() => this.reportHeldBack(), SUMMARY_INTERVAL_MS);
+  }
+
   private spawnLauncher(env: Record<string, string>): void {
     // Its own process group (detached), so that terminate() reaches everything it started.
     const child = spawn(this.options.launcher, this.plan.launcherArgs, {
@@ -313,6 +418,7 @@ export class Engine extends EventEmitter {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    if (child.pid !== undefined) this.tree?.setRoot(child.pid);
     this.forwardOutput(child, 'stdout');
     this.forwardOutput(child, 'stderr');
     const outputClosed = new Promise<void>((resolve) => child.once('close', () => resolve()));
@@ -334,10 +440,11 @@ export class Engine extends EventEmitter {
       if (category === 'stderr' && !this.started.settled && this.startupStderr.length < MAX_STARTUP_STDERR) {
         this.startupStderr += text;
       }
-      if (text) this.emit('programOutput', category, text);
+      const shown = text && this.outputBudget.admit(text);
+      if (shown) this.emit('programOutput', category, shown);
     });
     stream.on('end', () => {
-      const rest = decoder.end();
+      const rest = this.outputBudget.admit(decoder.end());
       if (rest) this.emit('programOutput', category, rest);
     });
   }
@@ -349,12 +456,13 @@ export class Engine extends EventEmitter {
           'use "internalConsole".',
       );
     }
-    await this.options.startInTerminal({
+    const pid = await this.options.startInTerminal({
       kind: this.plan.console === 'externalTerminal' ? 'external' : 'integrated',
       cwd: this.plan.cwd,
       args: [this.options.launcher, ...this.plan.launcherArgs],
       env,
     });
+    if (typeof pid === 'number') this.tree?.setRoot(pid);
     // No process handle here: the launcher's own message is in the terminal if it never connects.
     const timer = setTimeout(() => {
       if (this.main) return;
@@ -370,6 +478,8 @@ export class Engine extends EventEmitter {
 
   private onMainExit(status: number | undefined, outputClosed: Promise<void>): void {
     this.exitCode = status;
+    const stopped = this.launcherStopped(status);
+    if (stopped) this.emit('notice', stopped);
     if (!this.started.settled) {
       const said = this.startupStderr.trim();
       if (said) this.startFailed(said);
@@ -384,8 +494,9 @@ export class Engine extends EventEmitter {
     });
   }
 
+  /** Everything is over once every connected process is, children included, and the program exited. */
   private finishIfOver(): void {
-    const channelOver = !this.main || this.main.ended;
+    const channelOver = this.processes.size === 0 && this.relays.size === 0 && this.offers === 0;
     // In a terminal the channel is all there is to watch.
     if (channelOver && (this.mainExited || !this.child)) void this.finish();
   }
@@ -396,7 +507,7 @@ export class Engine extends EventEmitter {
     clearInterval(this.summaryTimer);
     this.reportHeldBack();
     if (this.exitCode === undefined && !this.child) this.exitCode = this.main?.connection.exitStatus;
-    await this.server?.close();
+    await Promise.all([this.server?.close(), ...[...this.relays].map((relay) => relay.close())]);
     try {
       await this.writer?.close();
     } catch {
@@ -419,14 +530,87 @@ export class Engine extends EventEmitter {
     for (const launcherProcess of this.processes) {
       if (launcherProcess.pid !== leader) kill(launcherProcess.pid, signal);
     }
+    for (const relay of this.relays) kill(relay.pid, signal);
   }
 
   // --- the channel ------------------------------------------------------------------------------
 
-  /** The `welcome` configuration of a new connection; the program's own waits for configurationDone. */
+  /**
+   * The `welcome` configuration of a new connection. The program's own waits for configurationDone;
+   * another process (one the program started) is offered a child session when the editor can open one.
+   */
   private welcome(hello: HelloMessage, connection: ChannelConnection): object | Promise<object> {
-    const isMain = this.main === undefined;
-    const launcherProcess = new LauncherProcess(connection, hello.pid, isMain);
+    if (this.main === undefined) {
+      this.adopt(hello, connection, true);
+      if (!this.attachedTo) return this.configured.promise.then(() => this.welcomeConfig(true));
+      // Attached: the process is there; it runs once the editor has sent its breakpoints.
+      this.started.resolve();
+      return this.configurationOrTimeout().then(() => this.welcomeConfig(true));
+    }
+    if (this.options.startChildSession) return this.offerChildSession(hello, connection);
+    this.adopt(hello, connection, false);
+    return this.welcomeConfig(false);
+  }
+
+  /** Policies (which a child has from its parent already and ignores), stopOnEntry, breakpoints. */
+  private welcomeConfig(isMain: boolean): object {
+    return {
+      ...this.launcherConfig,
+      stopOnEntry: isMain ? this.launcherConfig.stopOnEntry : undefined,
+      breakpoints: this.breakpoints,
+      breakOnDenied: this.breakOnDenied,
+    };
+  }
+
+  private configurationOrTimeout(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.emit('notice', `No breakpoints arrived within ${CHILD_CONFIGURATION_MS / 1000} s: process ${this.attachedTo?.pid} runs without them.`);
+        resolve();
+      }, CHILD_CONFIGURATION_MS);
+    });
+    return Promise.race([this.configured.promise, late]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * Asks the editor for a child session and hands the connection to a relay once it attached; when
+   * the editor refuses or does not attach in time, the process stays in this session.
+   */
+  private async offerChildSession(hello: HelloMessage, connection: ChannelConnection): Promise<object> {
+    this.offers++;
+    let relay: ChildRelay | undefined;
+    try {
+      relay = await ChildRelay.create(hello);
+      const attached = relay.attached(CHILD_ATTACH_MS);
+      const answered = this.options.startChildSession!(relay.target);
+      await Promise.race([attached, answered.then(() => attached)]);
+      const handedOver = relay;
+      this.relays.add(handedOver);
+      handedOver.once('end', () => {
+        this.relays.delete(handedOver);
+        void handedOver.close();
+        this.emit('processEnded', { pid: hello.pid, ppid: hello.ppid, exitStatus: undefined } satisfies ProcessEnd);
+        this.finishIfOver();
+      });
+      handedOver.start(hello, connection.handOff());
+      this.emit('childSession', handedOver.target);
+      // The connection is the child session's now: this welcome is never sent.
+      return {};
+    } catch (err) {
+      void relay?.close();
+      if (this.finishing) throw new Error('the session is over');
+      this.emit('notice', `Process ${hello.pid} (child of ${hello.ppid}) is shown in this session: ${(err as Error).message}.`);
+      this.adopt(hello, connection, false);
+      return this.welcomeConfig(false);
+    } finally {
+      this.offers--;
+    }
+  }
+
+  /** Reads a connection in this session. */
+  private adopt(hello: HelloMessage, connection: ChannelConnection, isMain: boolean): void {
+    const launcherProcess = new LauncherProcess(connection, hello.pid, hello.ppid, isMain);
     if (isMain) this.main = launcherProcess;
     this.processes.add(launcherProcess);
     connection.socket.prependListener('data', () => (this.chunkArrived = performance.now()));
@@ -437,14 +621,6 @@ export class Engine extends EventEmitter {
     );
     connection.on('end', () => this.onEnd(launcherProcess));
     if (this.readingPaused) connection.pause();
-
-    const config = () => ({
-      ...this.plan.launcherConfig,
-      stopOnEntry: isMain ? this.plan.launcherConfig.stopOnEntry : undefined,
-      breakpoints: this.breakpoints,
-      breakOnDenied: this.breakOnDenied,
-    });
-    return isMain ? this.configured.promise.then(config) : config();
   }
 
   private onRecord(launcherProcess: LauncherProcess, name: string, line: Buffer): void {
@@ -529,15 +705,15 @@ export class Engine extends EventEmitter {
       this.threads.delete(thread.id);
       this.emit('threadExited', thread.id);
     }
-    if (launcherProcess.main) {
-      // With a process handle, its exit tells why (stderr, status); in a terminal the channel is all there is.
-      if (!this.child) {
-        this.startFailed(
-          launcherProcess.connection.rejectReason ?? 'The program ended before it started running: see the terminal.',
-        );
-      }
-      this.finishIfOver();
+    const { pid, ppid } = launcherProcess;
+    this.emit('processEnded', { pid, ppid, exitStatus: launcherProcess.connection.exitStatus } satisfies ProcessEnd);
+    // With a process handle, its exit tells why (stderr, status); in a terminal the channel is all there is.
+    if (launcherProcess.main && !this.child) {
+      this.startFailed(
+        launcherProcess.connection.rejectReason ?? 'The program ended before it started running: see the terminal.',
+      );
     }
+    this.finishIfOver();
   }
 
   private noteThread(launcherProcess: LauncherProcess, tid: number, name: string | null): void {
@@ -559,6 +735,13 @@ export class Engine extends EventEmitter {
   }
 
   private reportHeldBack(): void {
+    const bytes = this.outputBudget.takeHeldBack();
+    if (bytes > 0) {
+      this.emit(
+        'notice',
+        `… ${(bytes / 1e6).toFixed(1)} MB of the program's output not shown (the Debug Console shows 1 MB, then 256 KB a second)`,
+      );
+    }
     for (const { source, count } of this.flood.takeHeldBack()) {
       this.emit(
         'heldBack',
@@ -598,7 +781,8 @@ class LauncherProcess {
   constructor(
     readonly connection: ChannelConnection,
     readonly pid: number,
-    /** The program the session launched, not a process it forked. */
+    readonly ppid: number,
+    /** The program the session launched (or attached to), not a process it started. */
     readonly main: boolean,
   ) {}
 
@@ -671,7 +855,7 @@ function threadLabel(launcherProcess: LauncherProcess, tid: number, name: string
 }
 
 /** `chosen`, or `<runsDir>/<time>-<program>-<random>.jsonl`, readable by the user only. */
-async function openRunLog(plan: LaunchPlan, chosen?: string): Promise<JsonlWriter> {
+async function openRunLog(plan: ViewPlan, chosen?: string): Promise<JsonlWriter> {
   if (chosen !== undefined) {
     await fsp.mkdir(path.dirname(path.resolve(chosen)), { recursive: true });
     return new JsonlWriter(path.resolve(chosen), { flags: 'w' });

@@ -73,3 +73,51 @@ function refill(bucket: Bucket, now: number, burst: number, rate: number): void 
   bucket.tokens = Math.min(burst, bucket.tokens + (elapsed * rate) / 1000);
   bucket.at = now;
 }
+
+/** What a program's output may put in the Debug Console: a burst, then a steady rate (bytes). */
+export interface OutputLimits {
+  burstBytes: number;
+  bytesPerSecond: number;
+}
+
+const DEFAULT_OUTPUT_LIMITS: OutputLimits = { burstBytes: 1024 * 1024, bytesPerSecond: 256 * 1024 };
+
+/**
+ * Flood control for the program's own output in the Debug Console: a program writing hundreds of MB
+ * would freeze the editor. Output past the budget is read (the program never blocks on it) and
+ * counted, not shown; a cut falls after a newline when the admitted part has one.
+ */
+export class OutputBudget {
+  private readonly bucket: Bucket;
+  private heldBackBytes = 0;
+
+  constructor(
+    private readonly limits: OutputLimits = DEFAULT_OUTPUT_LIMITS,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.bucket = { tokens: limits.burstBytes, at: now() };
+  }
+
+  /** The part of `text` that may be shown now (possibly all, possibly ''); the rest is counted. */
+  admit(text: string): string {
+    refill(this.bucket, this.now(), this.limits.burstBytes, this.limits.bytesPerSecond);
+    const allowed = Math.floor(this.bucket.tokens);
+    if (text.length <= allowed) {
+      this.bucket.tokens -= text.length;
+      return text;
+    }
+    let shown = text.slice(0, Math.max(0, allowed));
+    const newline = shown.lastIndexOf('\n');
+    if (newline >= 0) shown = shown.slice(0, newline + 1);
+    this.bucket.tokens -= shown.length;
+    this.heldBackBytes += Buffer.byteLength(text) - Buffer.byteLength(shown);
+    return shown;
+  }
+
+  /** Bytes held back since the last call; starts counting afresh. */
+  takeHeldBack(): number {
+    const bytes = this.heldBackBytes;
+    this.heldBackBytes = 0;
+    return bytes;
+  }
+}

@@ -16,9 +16,25 @@ export interface AuditRecord {
   file?: string;
   line?: number;
   func?: string;
+  /** Set when file/line is the interpreter's library code: the program's frame that called into it. */
+  caller?: SourceSite;
   args: unknown[];
   /** The policy that refused the operation. */
   denied?: string;
+}
+
+export interface SourceSite {
+  file?: string;
+  line?: number;
+  func?: string;
+}
+
+/**
+ * Where the program raised the event: the line that called into the library when the record names
+ * one (`subprocess.run(…)` rather than subprocess.py), else the innermost frame.
+ */
+export function eventSite(record: AuditRecord): SourceSite {
+  return record.caller ?? record;
 }
 
 /** pid, ppid, tid and thread name: the same on every record of a thread until it is renamed. */
@@ -170,7 +186,8 @@ export function eventLine(record: AuditRecord): string {
   let text = record.event;
   if (shown.length === 1) text += ' ' + truncate(formatValue(shown[0]));
   else if (shown.length > 1) text += ' ' + truncate(formatTuple(shown));
-  if (record.file !== undefined) text += `  ${path.basename(record.file)}${record.line ? `:${record.line}` : ''}`;
+  const site = eventSite(record);
+  if (site.file !== undefined) text += `  ${path.basename(site.file)}${site.line ? `:${site.line}` : ''}`;
   if (record.denied) text += `  [denied by ${record.denied}]`;
   return text;
 }

@@ -3,13 +3,16 @@
 // standalone (`node dist/adapter.js`, on stdio or --server=PORT) and under the CLI.
 //
 // Beyond standard DAP: the custom request `deny` ({threadId}) resumes a stopped thread and makes the
-// audited operation raise PermissionError; the custom event `spythonPrompt` ({id, event, target, pid,
+// audited operation raise PermissionError (a `continued` event follows, as clients only assume it for
+// their own continue requests); the custom event `spythonRunLog` ({path}) names the JSONL file that
+// receives every record of the session, once the launch has succeeded; the custom event `spythonPrompt` ({id, event, target, pid,
 // tid}) asks whether an operation matching promptEvents may proceed, answered by the custom request
 // `spythonPromptReply` ({id, answer: "allow" | "allowAlways" | "deny"}).
 
 import * as path from 'node:path';
 import {
   BreakpointEvent,
+  ContinuedEvent,
   DebugSession,
   ExitedEvent,
   InitializedEvent,
@@ -22,17 +25,22 @@ import {
 import { DebugProtocol } from '@vscode/debugprotocol';
 import { BreakpointRegistry, FilterRequest } from './breakpoints';
 import { DENIED_CATEGORY, EVENT_CATEGORIES } from './catalog';
-import { LaunchPlan, planLaunch } from './config';
-import { Engine, HeldBack, InspectionCommand, PromptAnswer, StopInfo, TerminalStarter } from './engine';
-import { AuditRecord, eventLine, eventSummary } from './records';
+import { AttachPlan, LaunchPlan, planAttach, planLaunch } from './config';
+import { ChildSessionStarter, Engine, HeldBack, InspectionCommand, PromptAnswer, StopInfo, TerminalStarter } from './engine';
+import { AuditRecord, eventLine, eventSite, eventSummary } from './records';
 
 /** The launcher: dist/bin/spython beside the bundle (dist/adapter.js), unless SPYTHON_LAUNCHER says otherwise. */
 const LAUNCHER = process.env.SPYTHON_LAUNCHER ?? path.join(__dirname, 'bin', 'spython');
 /** How long the editor may take to open a terminal for the program. */
 const RUN_IN_TERMINAL_TIMEOUT_MS = 15_000;
+/** How long the editor may take to answer startDebugging (the engine also bounds the attach itself). */
+const START_DEBUGGING_TIMEOUT_MS = 15_000;
 /** Event names listed in the closing summary. */
 const SUMMARY_TOP_EVENTS = 8;
 const PROMPT_ANSWERS: readonly PromptAnswer[] = ['allow', 'allowAlways', 'deny'];
+const LINE_BREAKPOINT_MESSAGE =
+  'SPython Debug stops on audit events, not on lines: add a function breakpoint named after an event ' +
+  '(e.g. socket.connect, or SPython: Add Audit Event Breakpoint…); for line breakpoints use the Python debugger.'
 
 /** Error ids of failed responses. */
 const enum ErrorId {
@@ -45,6 +53,7 @@ export class SPythonDebugSession extends DebugSession {
   private readonly breakpoints = new BreakpointRegistry();
   private configurationIsDone = false;
   private clientRunsInTerminal = false;
+  private clientStartsDebugging = false;
 
   constructor() {
     super();
@@ -57,6 +66,7 @@ export class SPythonDebugSession extends DebugSession {
     args: DebugProtocol.InitializeRequestArguments,
   ): void {
     this.clientRunsInTerminal = args.supportsRunInTerminalRequest === true;
+    this.clientStartsDebugging = args.supportsStartDebuggingRequest === true;
     response.body = {
       supportsConfigurationDoneRequest: true,
       supportsFunctionBreakpoints: true,
@@ -87,18 +97,76 @@ export class SPythonDebugSession extends DebugSession {
       this.fail(response, ErrorId.Launch, err, true);
       return;
     }
-    for (const problem of this.breakpoints.setLaunchBreakpoints(plan.breakOnEvents)) this.console(problem);
-    const engine = new Engine({ launcher: LAUNCHER, startInTerminal: this.clientRunsInTerminal ? this.startInTerminal : undefined });
-    this.engine = engine;
-    this.listenTo(engine);
-    engine.setBreakpoints(this.breakpoints.entries(), this.breakpoints.breakOnDenied);
-    if (this.configurationIsDone) engine.configurationDone();
+    const engine = this.newEngine(plan, {
+      startInTerminal: this.clientRunsInTerminal ? this.startInTerminal : undefined,
+      startChildSession:
+        plan.launcherConfig.subProcess && this.clientStartsDebugging ? this.childSessionStarter(args, plan) : undefined,
+    });
     try {
       await engine.start(plan);
+      this.announceRunLog(engine);
       this.sendResponse(response);
     } catch (err) {
       this.fail(response, ErrorId.Launch, err, true);
     }
+  }
+
+  /** Only child sessions attach: to a process another session's program started (subProcess). */
+  protected async attachRequest(response: DebugProtocol.AttachResponse, args: DebugProtocol.AttachRequestArguments) {
+    let plan: AttachPlan;
+    try {
+      plan = planAttach(args);
+    } catch (err) {
+      this.fail(response, ErrorId.Launch, err, true);
+      return;
+    }
+    const engine = this.newEngine(plan, {});
+    try {
+      await engine.attach(plan.target, plan.view);
+      this.announceRunLog(engine);
+      this.sendResponse(response);
+    } catch (err) {
+      this.fail(response, ErrorId.Launch, err, true);
+    }
+  }
+
+  private announceRunLog(engine: Engine): void {
+    if (engine.runLog) this.sendEvent(new CustomEvent('spythonRunLog', { path: engine.runLog }));
+  }
+
+  private newEngine(plan: LaunchPlan | AttachPlan, options: Omit<ConstructorParameters<typeof Engine>[0], 'launcher'>): Engine {
+    for (const problem of this.breakpoints.setLaunchBreakpoints(plan.breakOnEvents)) this.console(problem);
+    const engine = new Engine({ launcher: LAUNCHER, ...options });
+    this.engine = engine;
+    this.listenTo(engine);
+    engine.setBreakpoints(this.breakpoints.entries(), this.breakpoints.breakOnDenied);
+    if (this.configurationIsDone) engine.configurationDone();
+    return engine;
+  }
+
+  /**
+   * Each process the program starts gets a child session (DAP startDebugging): an `attach` to the
+   * process's relay, with this launch's display attributes and event breakpoints.
+   */
+  private childSessionStarter(args: DebugProtocol.LaunchRequestArguments, plan: LaunchPlan): ChildSessionStarter {
+    const launch = args as Record<string, unknown>;
+    return (target) =>
+      new Promise<void>((resolve, reject) => {
+        const configuration = {
+          type: 'spython',
+          request: 'attach',
+          name: `python-${target.pid} (child of ${target.ppid})`,
+          lifecycleManagedByParent: true,
+          __spythonChild: target,
+          breakOnEvents: launch.breakOnEvents,
+          showEvents: plan.showEvents,
+          hideEvents: plan.hideEvents,
+          runsDir: plan.runsDir,
+        };
+        this.sendRequest('startDebugging', { request: 'attach', configuration }, START_DEBUGGING_TIMEOUT_MS, (answer) =>
+          answer.success ? resolve() : reject(new Error(`the editor did not open a child session (${answer.message})`)),
+        );
+      });
   }
 
   protected configurationDoneRequest(response: DebugProtocol.ConfigurationDoneResponse): void {
@@ -114,6 +182,17 @@ export class SPythonDebugSession extends DebugSession {
     const states = this.breakpoints.setFunctionBreakpoints(args.breakpoints);
     response.body = { breakpoints: states };
     this.pushBreakpoints();
+    this.sendResponse(response);
+  }
+
+  /** Lines are not where this debugger stops: each line breakpoint is answered unverified, saying why. */
+  protected setBreakPointsRequest(
+    response: DebugProtocol.SetBreakpointsResponse,
+    args: DebugProtocol.SetBreakpointsArguments,
+  ): void {
+    response.body = {
+      breakpoints: (args.breakpoints ?? []).map((bp) => ({ verified: false, line: bp.line, message: LINE_BREAKPOINT_MESSAGE })),
+    };
     this.sendResponse(response);
   }
 
@@ -189,9 +268,11 @@ export class SPythonDebugSession extends DebugSession {
 
   protected customRequest(command: string, response: DebugProtocol.Response, args: any): void {
     switch (command) {
-      case 'deny':
-        this.answer(response, () => this.running().resume(Number(args?.threadId), 'deny'));
+      case 'deny': {
+        const threadId = Number(args?.threadId);
+        this.answer(response, () => this.running().resume(threadId, 'deny'), () => this.sendEvent(new ContinuedEvent(threadId, true)));
         return;
+      }
       case 'spythonPromptReply':
         this.answer(response, () => {
           if (!PROMPT_ANSWERS.includes(args?.answer)) {
@@ -230,7 +311,15 @@ export class SPythonDebugSession extends DebugSession {
 
   private listenTo(engine: Engine): void {
     engine.on('programOutput', (category, text) => this.sendEvent(new OutputEvent(text, category)));
-    engine.on('auditEvent', (record) => this.sendEvent(this.located(eventLine(record), record.file, record.line, record)));
+    engine.on('auditEvent', (record) => {
+      // A process the program started, shown here (no child session): its lines say which it is.
+      const origin = engine.mainPid !== undefined && record.pid !== engine.mainPid ? `[pid ${record.pid}] ` : '';
+      const site = eventSite(record);
+      this.sendEvent(this.located(origin + eventLine(record), site.file, site.line, record));
+    });
+    engine.on('childSession', (target) =>
+      this.console(`Process ${target.pid} (child of ${target.ppid}) runs in its own debug session, python-${target.pid}.`),
+    );
     engine.on('heldBack', (heldBack) => this.console(heldBackLine(heldBack, this.breakpoints)));
     engine.on('logpoint', (message) => this.sendEvent(this.located(message.message, message.file, message.line)));
     engine.on('stopped', (stop) => this.sendEvent(this.stoppedEvent(stop)));
@@ -238,7 +327,7 @@ export class SPythonDebugSession extends DebugSession {
     engine.on('threadExited', (threadId) => this.sendEvent(new ThreadEvent('exited', threadId)));
     engine.on('prompt', (prompt) => {
       this.console(`${prompt.event} ${prompt.target} is waiting: may it proceed? (allow, allow always or deny)`);
-      this.sendEvent(new SPythonPromptEvent(prompt));
+      this.sendEvent(new CustomEvent('spythonPrompt', prompt));
     });
     engine.on('breakpointError', (id, message) => {
       const origin = this.breakpoints.origin(id);
@@ -312,11 +401,15 @@ export class SPythonDebugSession extends DebugSession {
   }
 
   /** Runs a request's work and answers it: success, or an error response with the error's message. */
-  private answer(response: DebugProtocol.Response, work: () => void | Promise<void>): void {
+  /** Sends `response` once `work` is done (or fails with its error), then runs `after` on success. */
+  private answer(response: DebugProtocol.Response, work: () => void | Promise<void>, after?: () => void): void {
     Promise.resolve()
       .then(work)
       .then(
-        () => this.sendResponse(response),
+        () => {
+          this.sendResponse(response);
+          after?.();
+        },
         (err) => this.fail(response, ErrorId.Request, err, false),
       );
   }
@@ -339,11 +432,14 @@ export class SPythonDebugSession extends DebugSession {
     });
 }
 
-class SPythonPromptEvent implements DebugProtocol.Event {
+/** The custom events: `spythonPrompt` and `spythonRunLog` (see the top of this file). */
+class CustomEvent implements DebugProtocol.Event {
   readonly seq = 0;
   readonly type = 'event';
-  readonly event = 'spythonPrompt';
-  constructor(readonly body: { id: number; event: string; target: string; pid: number; tid: number }) {}
+  constructor(
+    readonly event: 'spythonPrompt' | 'spythonRunLog',
+    readonly body: object,
+  ) {}
 }
 
 /** 'Paused on socket.connect ('127.0.0.1', 8080)'. */

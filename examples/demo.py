@@ -27,7 +27,7 @@ def read_a_file():
 
 def start_a_subprocess():
     try:
-        out = subprocess.run(
+        out = subprocess.run(  # SPAWN
             [sys.executable, "-c", "print('hello from a child process')"],
             stdout=subprocess.PIPE,
             check=True,

@@ -7,7 +7,7 @@
 
 import * as fs from 'node:fs';
 import { EventDisplay, eventInfo, EVENT_CATEGORIES, visibleArguments } from '../adapter/catalog';
-import { AuditRecord, formatValue } from '../adapter/records';
+import { AuditRecord, eventSite, formatValue, SourceSite } from '../adapter/records';
 import { categoryOf, INTEREST_ORDER } from '../server/interest';
 
 /** Occurrences kept per (category, event name), the latest ones; counts cover all. */
@@ -68,9 +68,14 @@ export class Occurrence {
     return argumentsText(this.record.event, this.record.args);
   }
 
+  /** Where the program raised the event (the caller of library code, see eventSite). */
+  get site(): SourceSite {
+    return eventSite(this.record);
+  }
+
   /** `demo.py:12`, or '' without a Python frame. */
   get location(): string {
-    const { file, line } = this.record;
+    const { file, line } = this.site;
     if (file === undefined) return '';
     const base = file.split('/').pop() ?? file;
     return line ? `${base}:${line}` : base;
@@ -81,6 +86,7 @@ export class Occurrence {
     return (
       this.argumentsText.toLowerCase().includes(filter) ||
       (r.file ?? '').toLowerCase().includes(filter) ||
+      (r.caller?.file ?? '').toLowerCase().includes(filter) ||
       (r.func ?? '').toLowerCase().includes(filter)
     );
   }

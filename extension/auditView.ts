@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { AuditModel, EventGroup, exportRunLog, ExportFormat, groupLabel, MAX_OCCURRENCES, Occurrence } from './auditModel';
+import { SourceSite } from '../adapter/records';
 import { SessionManager, TrackedSession } from './sessions';
 import { statusText } from './present';
 
@@ -130,13 +131,14 @@ export class AuditEventsView implements vscode.TreeDataProvider<Node> {
         item.iconPath = new vscode.ThemeIcon(r.denied ? 'circle-slash' : o.hidden ? 'eye-closed' : 'debug-stackframe-dot');
         const md = new vscode.MarkdownString();
         md.appendMarkdown(`**${r.event}** \`${o.argumentsText.replace(/`/g, "'")}\`\n\n`);
-        if (r.file) md.appendMarkdown(`${r.file}${r.line ? `:${r.line}` : ''}${r.func ? ` in \`${r.func}\`` : ''}\n\n`);
+        if (o.site.file) md.appendMarkdown(`${frameText(o.site)}\n\n`);
+        if (r.caller && r.file) md.appendMarkdown(`raised in ${frameText(r)}\n\n`);
         md.appendMarkdown(`pid ${r.pid} (parent ${r.ppid}), ${thread} (tid ${r.tid}), record #${r.seq}`);
         if (r.denied) md.appendMarkdown(`\n\n**Denied** by ${r.denied}`);
         item.tooltip = md;
-        if (r.file && path.isAbsolute(r.file)) {
+        if (o.site.file && path.isAbsolute(o.site.file)) {
           item.command = { command: 'spython.auditEvents.reveal', title: 'Reveal Line', arguments: [node] };
-          item.resourceUri = vscode.Uri.file(r.file);
+          item.resourceUri = vscode.Uri.file(o.site.file);
         }
         return item;
       }
@@ -251,18 +253,18 @@ export class AuditEventsView implements vscode.TreeDataProvider<Node> {
 
   private async reveal(node?: Node): Promise<void> {
     if (!node || node.kind !== 'occurrence') return;
-    const r = node.occurrence.record;
-    if (!r.file || !path.isAbsolute(r.file)) return;
-    const line = Math.max(0, (r.line ?? 1) - 1);
+    const site = node.occurrence.site;
+    if (!site.file || !path.isAbsolute(site.file)) return;
+    const line = Math.max(0, (site.line ?? 1) - 1);
     try {
-      const editor = await vscode.window.showTextDocument(vscode.Uri.file(r.file), {
+      const editor = await vscode.window.showTextDocument(vscode.Uri.file(site.file), {
         preview: true,
         preserveFocus: true,
         selection: new vscode.Range(line, 0, line, 0),
       });
       editor.revealRange(new vscode.Range(line, 0, line, 0), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
     } catch (err) {
-      void vscode.window.showWarningMessage(`Cannot open ${r.file}: ${(err as Error).message}`);
+      void vscode.window.showWarningMessage(`Cannot open ${site.file}: ${(err as Error).message}`);
     }
   }
 
@@ -314,4 +316,9 @@ export class AuditEventsView implements vscode.TreeDataProvider<Node> {
       void vscode.window.showErrorMessage(`The export failed: ${(err as Error).message}`);
     }
   }
+}
+
+/** `/app/demo.py:12 in \`main\``. */
+function frameText(frame: SourceSite): string {
+  return `${frame.file}${frame.line ? `:${frame.line}` : ''}${frame.func ? ` in \`${frame.func}\`` : ''}`;
 }

@@ -122,6 +122,8 @@ export class SPythonConfigurationProvider implements vscode.DebugConfigurationPr
     folder: vscode.WorkspaceFolder | undefined,
     config: vscode.DebugConfiguration,
   ): Promise<vscode.DebugConfiguration | undefined> {
+    // A child session (subProcess): the adapter wrote the configuration and the process runs already.
+    if (config.request === 'attach') return config;
     const program = typeof config.program === 'string' ? config.program : undefined;
     if (program === '') {
       await vscode.window.showErrorMessage('"program" is empty: open the Python file to audit (it uses ${file}).');
@@ -142,11 +144,6 @@ export class SPythonConfigurationProvider implements vscode.DebugConfigurationPr
       const dir = folder?.uri.scheme === 'file' ? folder.uri.fsPath : program && path.isAbsolute(program) ? path.dirname(program) : undefined;
       if (dir) config.cwd = dir;
     }
-    // In the Debug Console the program writes to a pipe, where Python buffers its output until exit:
-    // unbuffered, prints interleave with the audit events they belong with (as under debugpy).
-    const console = config.console ?? 'internalConsole';
-    const env = config.env && typeof config.env === 'object' ? config.env : {};
-    if (console === 'internalConsole' && !('PYTHONUNBUFFERED' in env)) config.env = { ...env, PYTHONUNBUFFERED: '1' };
     if (config.runsDir === undefined) {
       fs.mkdirSync(this.runsDir, { recursive: true, mode: 0o700 });
       config.runsDir = this.runsDir;

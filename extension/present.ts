@@ -94,3 +94,20 @@ export function parseVerifyWarning(line: string): { file: string; reason: string
     );
   return m ? { file: m[1], reason: m[2], detail: m[3] } : undefined;
 }
+
+const CODE_REFUSED = Buffer.from('{"event":"spython.code_refused"');
+
+/**
+ * A run-log line recording a code file the launcher refused (`spython.code_refused(path, policy,
+ * reason)`): the file and what to say about it; undefined for any other line.
+ */
+export function parseCodeRefusal(line: Buffer): { file: string; message: string } | undefined {
+  if (line.length < CODE_REFUSED.length || !line.subarray(0, CODE_REFUSED.length).equals(CODE_REFUSED)) return undefined;
+  try {
+    const [file, policy, reason] = (JSON.parse(line.toString('utf8')) as { args?: unknown[] }).args ?? [];
+    if (typeof file !== 'string') return undefined;
+    return { file, message: `${typeof policy === 'string' ? policy : 'The launcher'} refused this file: ${String(reason ?? 'no reason given')}` };
+  } catch {
+    return undefined;
+  }
+}

@@ -2,69 +2,15 @@
 // JSONL copy of every record) read into an AuditModel as it grows, whether a thread is stopped on an
 // audit event (for the Deny action), the launcher's verifyImports warnings (for the Problems panel).
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { DebugProtocol } from '@vscode/debugprotocol';
 import { SPythonDebugSession } from '../adapter/session';
 import { AuditModel, RunLogReader } from './auditModel';
 import { DEBUG_TYPE } from './configuration';
-import { parseVerifyWarning } from './present';
+import { parseCodeRefusal, parseVerifyWarning } from './present';
 
 /** How often a running session's run log is read. */
 const READ_INTERVAL_MS = 250;
-
-/**
- * The adapter as VS Code talks to it (DebugAdapterInlineImplementation), with one addition: when the
- * custom `deny` request succeeds, VS Code is told the thread continued, as it is told for its own
- * continue request (a custom request alone leaves the UI showing a stopped thread).
- */
-export class InlineAdapter implements vscode.DebugAdapter {
-  private readonly emitter = new vscode.EventEmitter<vscode.DebugProtocolMessage>();
-  readonly onDidSendMessage = this.emitter.event;
-  private readonly denyRequests = new Map<number, number>();
-  private readonly subscription: { dispose(): unknown };
-
-  constructor(readonly session: SPythonDebugSession) {
-    this.subscription = session.onDidSendMessage((message) => this.fromAdapter(message as DebugProtocol.ProtocolMessage));
-  }
-
-  handleMessage(message: vscode.DebugProtocolMessage): void {
-    const m = message as DebugProtocol.Request;
-    if (m.type === 'request' && m.command === 'deny') this.denyRequests.set(m.seq, Number(m.arguments?.threadId));
-    this.session.handleMessage(m);
-  }
-
-  private fromAdapter(message: DebugProtocol.ProtocolMessage): void {
-    this.emitter.fire(message);
-    const response = message as DebugProtocol.Response;
-    if (response.type !== 'response' || !this.denyRequests.has(response.request_seq)) return;
-    const threadId = this.denyRequests.get(response.request_seq)!;
-    this.denyRequests.delete(response.request_seq);
-    if (!response.success) return;
-    const continued: DebugProtocol.ContinuedEvent = {
-      seq: 0,
-      type: 'event',
-      event: 'continued',
-      body: { threadId, allThreadsContinued: true },
-    };
-    this.emitter.fire(continued);
-  }
-
-  /** The run log the adapter writes for this session, once the launch has succeeded. */
-  get runLog(): string | undefined {
-    // The engine is the session's own business; this reads what it exposes (Engine.runLog) without
-    // needing the adapter to export more.
-    const engine = (this.session as unknown as { engine?: { runLog?: string } }).engine;
-    return typeof engine?.runLog === 'string' ? engine.runLog : undefined;
-  }
-
-  dispose(): void {
-    this.subscription.dispose();
-    this.session.dispose();
-    this.emitter.dispose();
-  }
-}
 
 /** What the extension follows of one spython session. */
 export class TrackedSession {
@@ -79,8 +25,6 @@ export class TrackedSession {
   private reader: RunLogReader | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stderrTail = '';
-  /** runsDir's files before the launch: the new one is the session's (when the adapter cannot say). */
-  private readonly filesBefore: Set<string>;
 
   constructor(
     readonly session: vscode.DebugSession,
@@ -91,33 +35,27 @@ export class TrackedSession {
       showEvents: Array.isArray(config.showEvents) ? config.showEvents : [],
       hideEvents: Array.isArray(config.hideEvents) ? config.hideEvents : [],
     });
-    this.filesBefore = new Set(listJsonl(config.runsDir));
   }
 
   get verificationFailures(): number {
     return this.model.codeRefused + this.verifyWarnings;
   }
 
-  /** The launch succeeded: find the run log and start reading it. */
-  launched(): void {
-    const log = this.manager.adapterFor(this.session.id)?.runLog ?? this.guessRunLog();
-    if (!log) return;
+  /** The adapter named the session's run log (its `spythonRunLog` event): read it as it grows. */
+  readRunLog(log: string): void {
+    if (this.reader) return;
     this.runLog = log;
-    this.reader = new RunLogReader(log, (line) => this.model.addLine(line));
+    this.reader = new RunLogReader(log, (line) => {
+      this.model.addLine(line);
+      const refusal = parseCodeRefusal(line);
+      if (refusal) this.manager.runProblem(refusal.file, refusal.message, vscode.DiagnosticSeverity.Error);
+    });
     this.timer = setInterval(() => void this.reader?.read(), READ_INTERVAL_MS);
     void this.reader.read();
   }
 
-  /** The adapter's closing summary names the run log: a fallback when launched() could not tell. */
+  /** Program output: the launcher's verifyImports warnings go to the Problems panel. */
   noteOutput(category: string | undefined, text: string): void {
-    if (!this.runLog && category === 'console') {
-      const m = /; every record: (.+\.jsonl)\s*$/.exec(text);
-      if (m && fs.existsSync(m[1])) {
-        this.runLog = m[1];
-        this.reader = new RunLogReader(m[1], (line) => this.model.addLine(line));
-        void this.reader.read().then(() => this.manager.changed());
-      }
-    }
     if (category !== 'stderr') return;
     const lines = (this.stderrTail + text).split('\n');
     this.stderrTail = lines.pop() ?? '';
@@ -126,7 +64,11 @@ export class TrackedSession {
       const warning = parseVerifyWarning(line);
       if (!warning) continue;
       this.verifyWarnings++;
-      this.manager.verifyWarning(warning.file, `verifyImports (warn) would refuse this file: ${warning.reason}${warning.detail ? `: ${warning.detail}` : ''}`);
+      this.manager.runProblem(
+        warning.file,
+        `verifyImports (warn) would refuse this file: ${warning.reason}${warning.detail ? `: ${warning.detail}` : ''}`,
+        vscode.DiagnosticSeverity.Warning,
+      );
     }
   }
 
@@ -137,46 +79,14 @@ export class TrackedSession {
     this.stoppedOnEvent = undefined;
     this.lastStoppedThread = undefined;
     clearInterval(this.timer);
-    if (!this.reader && !this.runLog) {
-      const log = this.guessRunLog();
-      if (log) {
-        this.runLog = log;
-        this.reader = new RunLogReader(log, (line) => this.model.addLine(line));
-      }
-    }
     await this.reader?.read();
     await this.reader?.close();
-  }
-
-  private guessRunLog(): string | undefined {
-    const dir = this.session.configuration.runsDir;
-    if (typeof dir !== 'string') return undefined;
-    const program = typeof this.session.configuration.program === 'string' ? path.basename(this.session.configuration.program) : '';
-    const stem = program.replace(/[^\w.-]+/g, '_');
-    const fresh = listJsonl(dir)
-      .filter((f) => !this.filesBefore.has(f) && (stem === '' || path.basename(f).includes(stem)))
-      .map((f) => ({ f, t: fs.statSync(f, { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
-      .sort((a, b) => b.t - a.t);
-    return fresh[0]?.f;
-  }
-}
-
-function listJsonl(dir: unknown): string[] {
-  if (typeof dir !== 'string') return [];
-  try {
-    return fs
-      .readdirSync(dir)
-      .filter((n) => n.endsWith('.jsonl'))
-      .map((n) => path.join(dir, n));
-  } catch {
-    return [];
   }
 }
 
 /** Every spython session, the adapter factory and tracker behind them, and the "current" one the views show. */
 export class SessionManager implements vscode.DebugAdapterDescriptorFactory, vscode.DebugAdapterTrackerFactory {
   private readonly sessions = new Map<string, TrackedSession>();
-  private readonly adapters = new Map<string, InlineAdapter>();
   private currentId: string | undefined;
   private readonly changeEmitter = new vscode.EventEmitter<void>();
   /** A session started, stopped, ended, or the current one changed (model changes are polled). */
@@ -197,7 +107,6 @@ export class SessionManager implements vscode.DebugAdapterDescriptorFactory, vsc
       vscode.debug.onDidTerminateDebugSession((s) => {
         const tracked = this.sessions.get(s.id);
         if (!tracked) return;
-        this.adapters.delete(s.id);
         void tracked.end().then(() => this.changed());
         this.changed();
       }),
@@ -208,15 +117,11 @@ export class SessionManager implements vscode.DebugAdapterDescriptorFactory, vsc
     );
   }
 
-  createDebugAdapterDescriptor(session: vscode.DebugSession): vscode.DebugAdapterDescriptor {
-    const adapter = new InlineAdapter(new SPythonDebugSession());
-    this.adapters.set(session.id, adapter);
-    return new vscode.DebugAdapterInlineImplementation(adapter);
+  createDebugAdapterDescriptor(): vscode.DebugAdapterDescriptor {
+    return new vscode.DebugAdapterInlineImplementation(new SPythonDebugSession());
   }
 
   createDebugAdapterTracker(session: vscode.DebugSession): vscode.DebugAdapterTracker {
-    // Before the adapter writes anything: the runs directory's files now are not this session's.
-    this.track(session);
     const tracked = () => this.track(session);
     return {
       onWillReceiveMessage: (message: DebugProtocol.Request) => {
@@ -236,14 +141,6 @@ export class SessionManager implements vscode.DebugAdapterDescriptorFactory, vsc
         }
       },
       onDidSendMessage: (message: DebugProtocol.ProtocolMessage) => {
-        if (message.type === 'response') {
-          const r = message as DebugProtocol.Response;
-          if (r.command === 'launch' && r.success) {
-            tracked().launched();
-            this.changed();
-          }
-          return;
-        }
         if (message.type !== 'event') return;
         const e = message as DebugProtocol.Event;
         switch (e.event) {
@@ -259,6 +156,11 @@ export class SessionManager implements vscode.DebugAdapterDescriptorFactory, vsc
             const t = tracked();
             t.stoppedOnEvent = undefined;
             t.lastStoppedThread = undefined;
+            this.changed();
+            break;
+          }
+          case 'spythonRunLog': {
+            tracked().readRunLog(String(e.body?.path));
             this.changed();
             break;
           }
@@ -282,10 +184,6 @@ export class SessionManager implements vscode.DebugAdapterDescriptorFactory, vsc
       for (const old of ended.slice(0, Math.max(0, ended.length - 4))) this.sessions.delete(old.session.id);
     }
     return tracked;
-  }
-
-  adapterFor(id: string): InlineAdapter | undefined {
-    return this.adapters.get(id);
   }
 
   /** The running session with this thread stopped, if any. */
@@ -313,11 +211,12 @@ export class SessionManager implements vscode.DebugAdapterDescriptorFactory, vsc
     this.changeEmitter.fire();
   }
 
-  verifyWarning(file: string, message: string): void {
+  /** A code file the run's verifyImports refused (or would refuse, in warn mode): a problem on the file itself. */
+  runProblem(file: string, message: string, severity: vscode.DiagnosticSeverity): void {
     const uri = vscode.Uri.file(file);
     const existing = this.verifyDiagnostics.get(uri) ?? [];
     if (existing.some((d) => d.message === message)) return;
-    const diagnostic = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), message, vscode.DiagnosticSeverity.Warning);
+    const diagnostic = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), message, severity);
     diagnostic.source = 'SPython Debug';
     this.verifyDiagnostics.set(uri, [...existing, diagnostic]);
   }

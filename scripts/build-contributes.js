@@ -97,7 +97,12 @@ const launchProperties = {
     default: 'internalConsole',
   },
   stopOnEntry: { type: 'boolean', description: "Stop before the program's first line.", default: false },
-  subProcess: { type: 'boolean', description: 'Accepted and ignored for now (following subprocesses is a separate feature).', default: false },
+  subProcess: {
+    type: 'boolean',
+    description:
+      'Audit child processes too: Python started through `sys.executable` (subprocess, multiprocessing, `os.exec*`, ProcessPoolExecutor) runs through the launcher with the same policies, each child as a child debug session; Python started another way is reported as `spython.unaudited_child`.',
+    default: false,
+  },
   startupControl: {
     type: 'boolean',
     description: 'Only a script file may run: `-c`, `-m`, stdin, the REPL, `-i` and `PYTHONSTARTUP` are refused before their code runs.',

@@ -87,10 +87,15 @@ export function categoryOf(event: string, args: readonly unknown[]): Category | 
   return undefined;
 }
 
-/** Whether a record counts in its line's inlay hint. Denied records and spython.* always do. */
-export function isTelling(record: Pick<AuditRecord, 'event' | 'args' | 'denied'>): boolean {
+/**
+ * Whether a record counts in its line's inlay hint. Denied records and spython.* always do; what an
+ * import statement sets off in the library (directories listed, files read, the imported modules'
+ * own code running) does not: the hover has it, beside the statement's `import` events.
+ */
+export function isTelling(record: Pick<AuditRecord, 'event' | 'args' | 'denied'>, partOfImport = false): boolean {
   const { event, args } = record;
   if (record.denied || event.startsWith('spython.')) return true;
+  if (partOfImport) return false;
   if (ALWAYS_QUIET.has(event)) return false;
   switch (defaultVisibility(event)) {
     case 'shown':

@@ -10,7 +10,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AuditRecord } from '../adapter/records';
+import { AuditRecord, eventSite } from '../adapter/records';
 import { Category, categoryOf, formatArguments, isTelling } from './interest';
 
 /** At most this many distinct sample argument texts per (file, line, event). */
@@ -107,11 +107,17 @@ export function clearSourceKeys(): void {
   realpathCache.clear();
 }
 
+/** Whether the record line has a `caller` key (before its args, which could hold any text). */
+function hasCaller(line: string, from: number): boolean {
+  const callerAt = line.indexOf('"caller":{', from);
+  return callerAt >= 0 && callerAt < line.indexOf('"args":[', from);
+}
+
 function isProgramFile(file: unknown): file is string {
   return typeof file === 'string' && file.length > 0 && !file.startsWith('<') && path.isAbsolute(file);
 }
 
-function aggregate(run: Run, file: string, line: number, record: AuditRecord): void {
+function aggregate(run: Run, file: string, line: number, record: AuditRecord, partOfImport = false): void {
   const key = sourceKey(file);
   let fileEvents = run.files.get(key);
   if (!fileEvents) run.files.set(key, (fileEvents = { lines: new Map() }));
@@ -136,7 +142,7 @@ function aggregate(run: Run, file: string, line: number, record: AuditRecord): v
   }
   const args = Array.isArray(record.args) ? record.args : [];
   agg.count++;
-  if (isTelling({ event: record.event, args, denied: record.denied })) agg.telling++;
+  if (isTelling({ event: record.event, args, denied: record.denied }, partOfImport)) agg.telling++;
   if (typeof record.denied === 'string' && record.denied) {
     agg.denied.set(record.denied, (agg.denied.get(record.denied) ?? 0) + 1);
   }
@@ -168,11 +174,11 @@ export function foldLine(run: Run, line: string): void {
   }
   run.records++;
   const refused = line.startsWith('{"event":"spython.code_refused"');
-  // Records raised with no Python frame or from a frozen module (the import system) or <string> have
-  // no line in any source file; skip them before parsing (the first "file" key of a record with a
-  // frame is its own: the frame keys come before args).
+  // Records raised with no Python frame, or from a frozen module (the import system) or <string> with
+  // no program frame calling it (`caller`), have no line in any source file; skip them before parsing
+  // (the first "file" key of a record with a frame is its own, and the frame keys come before args).
   const at = line.indexOf('"file":"');
-  if (!refused && (at < 0 || line.charCodeAt(at + 8) === 60 /* < */)) return;
+  if (!refused && (at < 0 || (line.charCodeAt(at + 8) === 60 /* < */ && !hasCaller(line, at)))) return;
   let record: AuditRecord;
   try {
     record = JSON.parse(line) as AuditRecord;
@@ -183,21 +189,26 @@ export function foldLine(run: Run, line: string): void {
   if (typeof record !== 'object' || record === null || typeof record.event !== 'string') return;
   if (typeof record.pid === 'number') run.pids.add(record.pid);
   const thread = `${record.pid}:${record.tid}`;
-  const hasLine = isProgramFile(record.file) && typeof record.line === 'number' && record.line >= 1;
+  const site = eventSite(record);
+  const hasLine = isProgramFile(site.file) && typeof site.line === 'number' && site.line >= 1;
 
   if (refused && !hasLine) {
-    // Refused by the open_code hook, inside the import system: the line to blame is the import
-    // statement that asked for it — the thread's latest import raised by program code. A refused
-    // main script (no import) is blamed on its own first line.
-    const site = run.importSites.get(thread);
+    // Refused by the open_code hook, inside the import system, with no caller in the record (a
+    // free-threaded build): the line to blame is the import statement that asked for it — the
+    // thread's latest import raised by program code. A refused main script (no import) is blamed on
+    // its own first line.
+    const importSite = run.importSites.get(thread);
     const refusedPath = Array.isArray(record.args) ? record.args[0] : undefined;
-    if (site) aggregate(run, site.file, site.line, record);
+    if (importSite) aggregate(run, importSite.file, importSite.line, record);
     else if (isProgramFile(refusedPath)) aggregate(run, refusedPath, 1, record);
     return;
   }
   if (!hasLine) return;
-  if (record.event === 'import') run.importSites.set(thread, { file: record.file!, line: record.line! });
-  aggregate(run, record.file!, record.line!, record);
+  // Raised in the library on behalf of the thread's latest import statement: part of that import.
+  const importSite = run.importSites.get(thread);
+  const partOfImport = record.caller !== undefined && importSite?.file === site.file && importSite?.line === site.line;
+  if (record.event === 'import') run.importSites.set(thread, { file: site.file!, line: site.line! });
+  aggregate(run, site.file!, site.line!, record, partOfImport);
 }
 
 /** Reads `run.file` from `run.offset` to its last complete line, folding every line in. */

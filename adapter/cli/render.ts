@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import picocolors from 'picocolors';
 import { DENIED_CATEGORY, EVENT_CATEGORIES, eventMatcher, visibleArguments } from '../catalog';
-import { AuditRecord, formatValue } from '../records';
+import { AuditRecord, eventSite, formatValue } from '../records';
 
 export type Colors = ReturnType<typeof picocolors.createColors>;
 
@@ -148,6 +148,12 @@ export function location(file: string | undefined, line: number | undefined, bas
   return line ? `${shown}:${line}` : shown;
 }
 
+/** `demo.py:12`: where the program raised the record's event (eventSite), relative to `base`. */
+export function siteLocation(record: AuditRecord, base?: string): string {
+  const site = eventSite(record);
+  return location(site.file, site.line, base);
+}
+
 /** The arguments worth showing, as Python would print them: `('127.0.0.1', 8080)`. */
 export function argumentsText(record: Pick<AuditRecord, 'event' | 'args'>): string {
   const shown = visibleArguments(record.event, Array.isArray(record.args) ? record.args : []);
@@ -162,13 +168,15 @@ export function tag(c: Colors): string {
 }
 
 /** `[audit] socket.connect ('127.0.0.1', 8080)  examples/demo.py:42  DENIED by denyEvents`. */
-export function eventLine(c: Colors, record: AuditRecord, base?: string): string {
+export function eventLine(c: Colors, record: AuditRecord, base?: string, mainPid?: number): string {
   const category = categoryOf(record);
   const name = record.denied ? c.bold(c.red(record.event)) : categoryColor(c, category)(record.event);
-  let text = `${tag(c)} ${name}`;
+  // A process the program started says which it is.
+  const origin = mainPid !== undefined && record.pid !== mainPid ? `${c.dim(`[pid ${record.pid}]`)} ` : '';
+  let text = `${tag(c)} ${origin}${name}`;
   const args = argumentsText(record);
   if (args) text += ` ${args}`;
-  const where = location(record.file, record.line, base);
+  const where = siteLocation(record, base);
   if (where) text += `  ${c.dim(where)}`;
   if (record.denied) text += `  ${c.bold(c.red(`DENIED by ${record.denied}`))}`;
   return text;

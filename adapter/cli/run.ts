@@ -17,7 +17,7 @@ import { Answer, Terminal } from './ask';
 import { EXIT_FAIL_ON, EXIT_LAUNCHER } from './exit';
 import { findConfiguration, resolveVariables, UsageError } from './launchjson';
 import { findLauncher } from './launcher';
-import { colors, Colors, eventLine, location, n, tag, useColor } from './render';
+import { colors, Colors, eventLine, location, n, siteLocation, tag, useColor } from './render';
 import { sarifLog } from './sarif';
 import { RunStats, summaryText } from './summary';
 
@@ -218,11 +218,11 @@ export async function runCommand(program: string | undefined, args: string[], fl
   let resolveChild!: (end: ChildEnd) => void;
   const childEnded = new Promise<ChildEnd>((resolve) => (resolveChild = resolve));
   const startInTerminal: TerminalStarter = (request) =>
-    new Promise<void>((resolve, reject) => {
+    new Promise<number | void>((resolve, reject) => {
       const [file, ...rest] = request.args;
       const started = spawn(file, rest, { cwd: request.cwd, env: request.env, stdio: 'inherit' });
       child = started;
-      started.once('spawn', () => resolve());
+      started.once('spawn', () => resolve(started.pid));
       started.once('error', (err) => {
         reject(new Error(`cannot run the launcher ${file}: ${err.message}`));
         resolveChild({ error: err });
@@ -232,8 +232,9 @@ export async function runCommand(program: string | undefined, args: string[], fl
 
   const engine = new Engine({ launcher: findLauncher(), startInTerminal, runLog: jsonlFile });
   engine.on('record', (record) => stats.add(record));
+  engine.on('processEnded', (end) => stats.processEnded(end.pid, end.exitStatus));
   if (!quiet) {
-    engine.on('auditEvent', (record) => term.print(eventLine(c, record, base)));
+    engine.on('auditEvent', (record) => term.print(eventLine(c, record, base, engine.mainPid)));
     engine.on('heldBack', (held) => {
       const what = held.kind === 'event' ? `\`${held.name}\` events` : 'logpoint messages';
       term.print(`${tag(c)} ${c.dim(`… ${n(held.count)} more ${what} (all in the JSONL log)`)}`);
@@ -389,6 +390,11 @@ export async function runCommand(program: string | undefined, args: string[], fl
 
   // --- the end -------------------------------------------------------------------------------
 
+  if (!('error' in end)) {
+    const stopped = engine.launcherStopped(end.code ?? undefined);
+    if (stopped) note(stopped);
+  }
+
   let status: number;
   let ending: string;
   if ('error' in end) {
@@ -477,7 +483,7 @@ function safely(action: () => void): void {
 
 function stopWhat(stop: StopInfo, base: string): string {
   if (stop.record) {
-    const where = location(stop.record.file, stop.record.line, base);
+    const where = siteLocation(stop.record, base);
     const denied = stop.record.denied ? ` (denied by ${stop.record.denied})` : '';
     return `${eventSummary(stop.record)}${denied}${where ? ` at ${where}` : ''}`;
   }

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as Sarif from 'sarif';
 import { eventInfo } from '../catalog';
+import { eventSite } from '../records';
 import { argumentsText } from './render';
 import { Finding, targetText } from './summary';
 
@@ -65,7 +66,8 @@ export function sarifLog(input: SarifInput): Sarif.Log {
         seq: record.seq,
       },
     };
-    const located = locationOf(record.file, record.line, record.func, input.base);
+    const site = eventSite(record);
+    const located = locationOf(site.file, site.line, site.func, input.base);
     if (located) result.locations = [located];
     return result;
   });

@@ -5,7 +5,7 @@
 import Table from 'cli-table3';
 import { eventMatcher, mainArgument } from '../catalog';
 import { AuditRecord, formatValue, fullRecord, ReceivedRecord } from '../records';
-import { categoryLabel, categoryOf, Colors, location, n, OTHER_CATEGORY, SUMMARY_CATEGORIES, truncate } from './render';
+import { categoryLabel, categoryOf, Colors, location, n, OTHER_CATEGORY, siteLocation, SUMMARY_CATEGORIES, truncate } from './render';
 
 /** Records kept for the reports (denied and --fail-on ones); past this, they are counted only. */
 const MAX_FINDINGS = 100_000;
@@ -18,7 +18,14 @@ export interface ProcessInfo {
   pid: number;
   ppid: number;
   events: number;
+  /** What it ran (`cpython.run_*`), in order: a process that exec'd Python again ran several. */
+  programs: string[];
+  /** Its exit status, when it said (the `exit` message; none after os._exit, a signal or a crash). */
+  exitStatus?: number;
 }
+
+/** Longest program text in the processes table. */
+const MAX_PROGRAM_TEXT = 60;
 
 /** A record the reports name: refused by a policy, or matching --fail-on (or both). */
 export interface Finding {
@@ -70,10 +77,14 @@ export class RunStats {
 
     let process = this.processes.get(record.pid);
     if (!process) {
-      process = { pid: record.pid, ppid: record.ppid, events: 0 };
+      process = { pid: record.pid, ppid: record.ppid, events: 0, programs: [] };
       this.processes.set(record.pid, process);
     }
     process.events++;
+    if (record.event.startsWith('cpython.run_')) {
+      const program = programOf(fullRecord(record));
+      if (program !== undefined) process.programs.push(program);
+    }
 
     let failOn: string | undefined;
     if (this.failOnGlobs.length > 0 && this.failOnAny(record.event)) {
@@ -106,6 +117,12 @@ export class RunStats {
     if (this.denied.length < MAX_FINDINGS) this.denied.push(denied);
     if (this.findings.length < MAX_FINDINGS) this.findings.push({ record: denied });
     else this.findingsDropped++;
+  }
+
+  /** A connected process is over; its status, when it said. */
+  processEnded(pid: number, exitStatus: number | undefined): void {
+    const process = this.processes.get(pid);
+    if (process && exitStatus !== undefined) process.exitStatus = exitStatus;
   }
 
   /** True when an event matched --fail-on. */
@@ -180,7 +197,7 @@ export function summaryText(stats: RunStats, ctx: SummaryContext): string {
         c.red(record.event),
         truncate(targetText(record), 50),
         record.denied ?? '',
-        shorten(location(record.file, record.line, ctx.base), 50) + (stats.processes.size > 1 ? ` (pid ${record.pid})` : ''),
+        shorten(siteLocation(record, ctx.base), 50) + (stats.processes.size > 1 ? ` (pid ${record.pid})` : ''),
       ]);
     }
     out.push(denied.toString());
@@ -210,11 +227,21 @@ export function summaryText(stats: RunStats, ctx: SummaryContext): string {
     else out.push(c.red(`  ${[...stats.failOnCounts].map(([name, count]) => `${name} ${n(count)}`).join(', ')}`));
   }
 
-  // Processes.
+  // Processes, as a tree: each under the process that started it.
   heading('Processes');
-  const processes = table(['PID', 'Parent', 'Events', 'Exit'], ['right', 'right', 'right', 'left']);
-  for (const info of stats.processes.values()) {
-    processes.push([String(info.pid), String(info.ppid), n(info.events), info.pid === ctx.mainPid ? ctx.ending : '']);
+  const processes = table(['PID', 'Parent', 'Program', 'Events', 'Exit'], ['left', 'right', 'left', 'right', 'left']);
+  for (const { info, depth } of processTree(stats.processes)) {
+    const exit =
+      info.pid === ctx.mainPid ? ctx.ending : info.exitStatus !== undefined ? `exited with status ${info.exitStatus}` : '';
+    const program =
+      info.programs.length > 0
+        ? info.programs
+            .map((p) => (p.startsWith('-') || p === '<stdin>' ? truncate(p, MAX_PROGRAM_TEXT) : shorten(location(p, undefined, ctx.base), MAX_PROGRAM_TEXT)))
+            .join(' → ')
+        : stats.processes.has(info.ppid)
+          ? c.dim(`(fork of ${info.ppid})`)
+          : '';
+    processes.push([depth === 0 ? String(info.pid) : `${'  '.repeat(depth - 1)}└ ${info.pid}`, String(info.ppid), program, n(info.events), exit]);
   }
   if (processes.length === 0) out.push('  none connected');
   else out.push(processes.toString());
@@ -223,6 +250,46 @@ export function summaryText(stats: RunStats, ctx: SummaryContext): string {
   if (ctx.runLog) out.push(`Every record: ${ctx.runLog}`);
   for (const [what, file] of ctx.reports) out.push(`${what}: ${file}`);
   return out.join('\n');
+}
+
+/** Every process after its parent (depth-first, each level in order of first record). */
+export function processTree(processes: ReadonlyMap<number, ProcessInfo>): Array<{ info: ProcessInfo; depth: number }> {
+  const children = new Map<number, ProcessInfo[]>();
+  const roots: ProcessInfo[] = [];
+  for (const info of processes.values()) {
+    if (info.ppid !== info.pid && processes.has(info.ppid)) {
+      const siblings = children.get(info.ppid) ?? [];
+      siblings.push(info);
+      children.set(info.ppid, siblings);
+    } else {
+      roots.push(info);
+    }
+  }
+  const out: Array<{ info: ProcessInfo; depth: number }> = [];
+  const visit = (info: ProcessInfo, depth: number) => {
+    out.push({ info, depth });
+    for (const child of children.get(info.pid) ?? []) visit(child, depth + 1);
+  };
+  for (const root of roots) visit(root, 0);
+  return out;
+}
+
+/** What a `cpython.run_*` record says the process runs: the script, `-c CODE` or `-m MODULE`. */
+function programOf(record: AuditRecord): string | undefined {
+  const first = Array.isArray(record.args) ? record.args[0] : undefined;
+  const text = typeof first === 'string' ? first : first !== undefined ? formatValue(first) : '';
+  switch (record.event) {
+    case 'cpython.run_file':
+      return text;
+    case 'cpython.run_command':
+      return `-c ${text.replace(/\s+/g, ' ').trim()}`;
+    case 'cpython.run_module':
+      return `-m ${text}`;
+    case 'cpython.run_stdin':
+      return '<stdin>';
+    default:
+      return undefined;
+  }
 }
 
 /** The operation's target: its main argument as Python shows it. */

@@ -13,6 +13,8 @@
 //   signManifest(manifestPath, privatePem) -> undefined (throws)
 //   CancelToken                         -> new CancelToken(); .cancel(); .cancelled
 //   info()                              -> defaults, reasons, SHA-256 block function
+//   peerCredentials(fd)                 -> {pid, uid, gid} of a Unix socket's
+//                                          peer (SO_PEERCRED; throws)
 //
 // Each call is one Napi::AsyncWorker whose Execute() runs a small pool of
 // std::threads (options.threads, default min(4, cores)) pulling files off a
@@ -42,6 +44,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1039,6 +1042,32 @@ Napi::Value Info(const Napi::CallbackInfo &info)
     return o;
 }
 
+// The channel's peer check (adapter/peers.ts) has no other way to learn
+// who is at the other end of a Unix socket: Node exposes no SO_PEERCRED.
+Napi::Value PeerCredentials(const Napi::CallbackInfo &info)
+{
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+        throw Napi::TypeError::New(env, "peerCredentials(fd): fd must be a number");
+    }
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        int saved = errno;
+        Napi::Error e = Napi::Error::New(
+            env, std::string("SO_PEERCRED: ") + strerror(saved));
+        e.Set("code", Napi::String::New(env, "ERR_SPY_PEERCRED"));
+        e.Set("errno", Napi::Number::New(env, saved));
+        throw e;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("pid", Napi::Number::New(env, cred.pid));
+    o.Set("uid", Napi::Number::New(env, cred.uid));
+    o.Set("gid", Napi::Number::New(env, cred.gid));
+    return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports)
 {
     auto *data = new AddonData();
@@ -1054,6 +1083,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports)
     exports.Set("signManifest", Napi::Function::New(env, SignManifest, "signManifest"));
     exports.Set("walk", Napi::Function::New(env, Walk, "walk"));
     exports.Set("info", Napi::Function::New(env, Info, "info"));
+    exports.Set("peerCredentials",
+                Napi::Function::New(env, PeerCredentials, "peerCredentials"));
     return exports;
 }
 

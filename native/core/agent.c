@@ -10,6 +10,137 @@
 
 static PyObject *agent_namespace;
 
+/* What agent.py bound, kept where no Python code can reach it (malloc'd
+ * memory, which gc.get_objects() does not list): a program that walks the
+ * heap to the agent's namespace and rebinds or adds a name there (test_value
+ * answering False would void every condition) is found out before the
+ * agent runs again, undone, and reported. */
+#define MAX_AGENT_NAMES 64
+static struct {
+    PyObject *key, *value;
+} pristine[MAX_AGENT_NAMES];
+static int pristine_count;
+static PyObject *key_current_stop;     /* the one name that changes */
+static char tamper_report[256];
+
+static void
+keep_pristine(PyObject *ns)
+{
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+
+    key_current_stop = spy_py.PyUnicode_InternFromString("current_stop");
+    while (spy_py.PyDict_Next(ns, &pos, &key, &value)
+           && pristine_count < MAX_AGENT_NAMES) {
+        spy_py.Py_IncRef(key);
+        spy_py.Py_IncRef(value);
+        pristine[pristine_count].key = key;
+        pristine[pristine_count].value = value;
+        pristine_count++;
+    }
+}
+
+static int
+is_current_stop(PyObject *key)
+{
+    Py_ssize_t n;
+    const char *text = spy_py.PyUnicode_AsUTF8AndSize(key, &n);
+
+    spy_py.PyErr_Clear();
+    return key == key_current_stop
+           || (text != NULL && strcmp(text, "current_stop") == 0);
+}
+
+/* Appends "rebound test_value" (and the like) to what is to be reported. */
+static void
+note_tamper(const char *what, PyObject *key)
+{
+    size_t len = strlen(tamper_report);
+    Py_ssize_t n;
+    const char *name = spy_py.PyUnicode_AsUTF8AndSize(key, &n);
+
+    spy_py.PyErr_Clear();
+    snprintf(tamper_report + len, sizeof(tamper_report) - len, "%s%s %.60s",
+             len > 0 ? ", " : "", what, name != NULL ? name : "?");
+}
+
+static void
+restore_namespace(PyObject *ns)
+{
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    int extra = 0;
+
+    for (int i = 0; i < pristine_count; i++) {
+        PyObject *now = spy_py.PyDict_GetItem(ns, pristine[i].key);
+
+        if (now != pristine[i].value && !is_current_stop(pristine[i].key)) {
+            note_tamper("rebound", pristine[i].key);
+            spy_py.PyDict_SetItem(ns, pristine[i].key, pristine[i].value);
+        }
+    }
+    /* A name of its own would shadow a builtin the agent uses. */
+    while (spy_py.PyDict_Next(ns, &pos, &key, &value)) {
+        int known = is_current_stop(key);
+
+        for (int i = 0; i < pristine_count && !known; i++) {
+            known = pristine[i].key == key;
+        }
+        if (!known) {
+            note_tamper("added", key);
+            extra = 1;
+            break;
+        }
+    }
+    if (extra) {
+        spy_py.PyDict_DelItem(ns, key);
+        restore_namespace(ns);  /* one at a time: iteration is over */
+    }
+    spy_py.PyErr_Clear();
+}
+
+int
+spy_agent_loaded(void)
+{
+    return agent_namespace != NULL;
+}
+
+int
+spy_agent_owns(PyObject *o)
+{
+    PyObject *globals;
+
+    if (agent_namespace == NULL || o == NULL) {
+        return 0;
+    }
+    if (o == agent_namespace) {
+        return 1;
+    }
+    for (int i = 0; i < pristine_count; i++) {
+        if (pristine[i].value == o) {
+            return 1;
+        }
+    }
+    /* A method of the agent's class: its globals are the namespace. */
+    globals = spy_py.PyFunction_GetGlobals(o);
+    spy_py.PyErr_Clear();
+    return globals == agent_namespace;
+}
+
+const char *
+spy_agent_take_tamper_report(void)
+{
+    static char taken[sizeof(tamper_report) + 64];
+
+    if (tamper_report[0] == '\0') {
+        return NULL;
+    }
+    snprintf(taken, sizeof(taken), "the launcher's helper was tampered "
+             "with (%s): undone", tamper_report);
+    tamper_report[0] = '\0';
+    return taken;
+}
+
 static PyObject *
 agent_function(const char *name)
 {
@@ -37,7 +168,9 @@ agent_function(const char *name)
         }
         spy_py.Py_DecRef(result);
         agent_namespace = ns;
+        keep_pristine(ns);
     }
+    restore_namespace(agent_namespace);
     return spy_py.PyDict_GetItemString(agent_namespace, name);
 }
 
@@ -63,7 +196,13 @@ take_error(char *err, size_t err_size)
         const char *utf8 = spy_py.PyUnicode_AsUTF8AndSize(text, &n);
 
         if (utf8 != NULL) {
-            spy_buf_put(&b, utf8, (size_t)n < b.cap ? (size_t)n : b.cap);
+            size_t cut = spy_utf8_prefix(utf8, (size_t)n,
+                                         b.cap > 3 ? b.cap - 3 : 0);
+
+            spy_buf_put(&b, utf8, cut);
+            if (cut < (size_t)n) {
+                spy_buf_lit(&b, "...");
+            }
         }
         spy_py.Py_DecRef(text);
     }

@@ -35,6 +35,18 @@ char *spy_agent_request(const char *command, const char *arguments,
  * (a known entry point called with literal arguments only). */
 int spy_agent_is_multiprocessing_bootstrap(PyObject *source);
 
+/* 1 once the agent runs in this process (its integrity is then guarded
+ * whatever the policies). */
+int spy_agent_loaded(void);
+
+/* 1 when o is the agent's namespace or an object bound in it or a function
+ * of it: the program may not set its attributes (a function's __code__). */
+int spy_agent_owns(PyObject *o);
+
+/* What the last check of the agent found tampered with and undid, once;
+ * else NULL. */
+const char *spy_agent_take_tamper_report(void);
+
 /* Flushes sys.stdout and sys.stderr (before the launcher ends the
  * program itself). */
 void spy_agent_flush_standard_streams(void);

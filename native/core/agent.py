@@ -18,11 +18,11 @@ def test_condition(code, event, args, frame):
 
 # The -c programs multiprocessing runs in the children it starts through
 # sys.executable: (module, entry point).
-MULTIPROCESSING_BOOTSTRAPS = {
+MULTIPROCESSING_BOOTSTRAPS = frozenset({
     ("multiprocessing.spawn", "spawn_main"),
     ("multiprocessing.forkserver", "main"),
     ("multiprocessing.resource_tracker", "main"),
-}
+})
 
 
 def is_multiprocessing_bootstrap(source):

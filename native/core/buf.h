@@ -50,4 +50,12 @@ void spy_buf_put_json_string(struct spy_buf *b, const char *s, size_t n);
 /* The same, without the quotes. */
 void spy_buf_put_json_chars(struct spy_buf *b, const char *s, size_t n);
 
+/* The length of the longest prefix of s[0..n) of at most max bytes that
+ * does not end inside a UTF-8 character. */
+size_t spy_utf8_prefix(const char *s, size_t n, size_t max);
+
+/* A JSON string literal of the NUL-terminated text s, at most max bytes
+ * of it: when longer, cut at a character boundary and ended with "...". */
+void spy_buf_put_json_text(struct spy_buf *b, const char *s, size_t max);
+
 #endif /* SPY_BUF_H */

@@ -153,8 +153,8 @@ line_reader_init(struct line_reader *r, int fd)
 
 /* {"type":"error","message":...,"line":...}: the echo is cut to 200
  * bytes and made ASCII so the answer is always valid JSON. */
-static void
-send_protocol_error(const char *message, const char *line, size_t n)
+void
+spy_channel_protocol_error(const char *message, const char *line, size_t n)
 {
     /* Room for the worst case: 200 control characters escaped as \u00XX
      * (1200 bytes) after the longest message (under 100). */
@@ -254,7 +254,7 @@ answer_prompt(const struct control_fields *f, const char *line, size_t n)
         answer = SPY_PROMPT_DENY;
     }
     else {
-        send_protocol_error("promptReply needs \"answer\": \"allow\", "
+        spy_channel_protocol_error("promptReply needs \"answer\": \"allow\", "
                             "\"allowAlways\" or \"deny\"", line, n);
         return;
     }
@@ -268,7 +268,7 @@ answer_prompt(const struct control_fields *f, const char *line, size_t n)
     }
     pthread_mutex_unlock(&P.lock);
     if (w == NULL) {
-        send_protocol_error("promptReply for no pending prompt", line, n);
+        spy_channel_protocol_error("promptReply for no pending prompt", line, n);
     }
 }
 
@@ -280,7 +280,7 @@ handle_control(const char *line, size_t n)
     char type[32];
 
     if (error != NULL) {
-        send_protocol_error(error, line, n);
+        spy_channel_protocol_error(error, line, n);
         return;
     }
     if (spy_json_string_is(&f.type, "ping")) {
@@ -301,7 +301,7 @@ handle_control(const char *line, size_t n)
         && spy_debug_control(type, line, n)) {
         return;
     }
-    send_protocol_error("unknown control message type", line, n);
+    spy_channel_protocol_error("unknown control message type", line, n);
 }
 
 static void *
@@ -317,12 +317,13 @@ control_reader_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     while (read_line(r, &line, &n, &too_long, -1)) {
         if (too_long) {
-            send_protocol_error("control message longer than 1 MiB", line, n);
+            spy_channel_protocol_error("control message longer than 1 MiB", line, n);
             continue;
         }
         handle_control(line, n);
     }
     if (spy_stream_active()) {
+        spy_stream_verify();    /* the program's doing? says so and ends */
         spy_fatal("the audit channel closed; stopping the program", NULL);
     }
     return NULL;
@@ -340,7 +341,10 @@ put_hello(struct spy_buf *b)
     spy_buf_lit(b, ",\"pid\":");
     spy_buf_put_i64(b, getpid());
     spy_buf_lit(b, ",\"ppid\":");
-    spy_buf_put_i64(b, getppid());
+    /* A forked child names the process it was forked from, as its records
+     * do, even when that one has exited since and it was re-parented: the
+     * reader's peer check follows the name (adapter/peers.ts). */
+    spy_buf_put_i64(b, spy_stream_pid() != 0 ? spy_stream_ppid() : getppid());
     spy_buf_lit(b, ",\"python\":");
     spy_buf_put_json_string(b, i->python_version, strlen(i->python_version));
     spy_buf_lit(b, ",\"mode\":");
@@ -417,6 +421,18 @@ connect_and_handshake(void)
     if (f.config.kind == SPY_JSON_OBJECT && C.config == NULL) {
         C.config = strndup(f.config.start, f.config.len);
         C.config_len = f.config.len;
+    }
+    else if (f.config.kind == SPY_JSON_OBJECT) {
+        /* A fork keeps the policies it inherited, but its own reader (a
+         * child debug session) chooses its breakpoints, in force from the
+         * event that made it connect. */
+        char why[512];
+
+        if (spy_debug_configure(f.config.start, f.config.len, why,
+                                sizeof(why)) < 0) {
+            fprintf(stderr, "spython: the breakpoints of process %d's "
+                    "welcome are ignored: %s\n", (int)getpid(), why);
+        }
     }
     if (pthread_create(&thread, NULL, control_reader_main, r) != 0) {
         spy_fatal("cannot start the audit channel's reader thread",

@@ -42,6 +42,11 @@ int spy_channel_prompt(const char *event, const char *target,
 /* The channel this process talks to (both NULL without one). */
 void spy_channel_address(const char **path, const char **token);
 
+/* Answers a control message it cannot accept with an `error` message
+ * (docs/protocol.md) echoing the start of the line; the channel stays up. */
+void spy_channel_protocol_error(const char *message, const char *line,
+                                size_t n);
+
 /* Tells the reader the process is exiting normally with this status. */
 void spy_channel_send_exit(int status);
 

@@ -3,6 +3,7 @@
 
 #include "agent.h"
 #include "buf.h"
+#include "channel.h"
 #include "guard.h"
 #include "hooks.h"
 #include "json.h"
@@ -95,7 +96,7 @@ send_breakpoint_error(long long id, const char *message)
     spy_buf_lit(&b, "{\"type\":\"breakpointError\",\"id\":");
     spy_buf_put_i64(&b, id);
     spy_buf_lit(&b, ",\"message\":");
-    spy_buf_put_json_string(&b, message, strnlen(message, 800));
+    spy_buf_put_json_text(&b, message, 800);
     spy_buf_lit(&b, "}\n");
     send_message(&b);
 }
@@ -109,7 +110,7 @@ send_failure(long long id, const char *message)
     spy_buf_lit(&b, "{\"type\":\"response\",\"id\":");
     spy_buf_put_i64(&b, id);
     spy_buf_lit(&b, ",\"success\":false,\"message\":");
-    spy_buf_put_json_string(&b, message, strnlen(message, 800));
+    spy_buf_put_json_text(&b, message, 800);
     spy_buf_lit(&b, "}\n");
     send_message(&b);
 }
@@ -447,7 +448,7 @@ queue_for_stopped_thread(const char *line, size_t n)
 }
 
 struct control_fields {
-    struct spy_json_value id, thread, action, command, arguments;
+    struct spy_json_value type, id, thread, action, command, arguments;
 };
 
 static int
@@ -456,7 +457,10 @@ control_member(const struct spy_json_value *key,
 {
     struct control_fields *f = ctx;
 
-    if (spy_json_string_is(key, "id")) {
+    if (spy_json_string_is(key, "type")) {
+        f->type = *value;
+    }
+    else if (spy_json_string_is(key, "id")) {
         f->id = *value;
     }
     else if (spy_json_string_is(key, "threadId")) {
@@ -555,10 +559,17 @@ serve_one(struct queued *q, pid_t self)
     char *body;
 
     read_control(q->line, q->len, &f);
-    if (strncmp(q->line, "{\"type\":\"continue\"", 18) == 0
-        || spy_json_string_is(&f.action, "allow")
-        || spy_json_string_is(&f.action, "deny")
-        || spy_json_string_is(&f.action, "step")) {
+    if (spy_json_string_is(&f.type, "continue")) {
+        if (f.action.kind != SPY_JSON_NULL
+            && !spy_json_string_is(&f.action, "allow")
+            && !spy_json_string_is(&f.action, "deny")
+            && !spy_json_string_is(&f.action, "step")) {
+            /* Guessing could let a mistyped "deny" through: stay. */
+            spy_channel_protocol_error("continue needs \"action\": "
+                                       "\"allow\", \"deny\" or \"step\"",
+                                       q->line, q->len);
+            return -1;
+        }
         if (spy_json_integer(&f.thread, self) != self) {
             return -1;      /* a stale resume for a thread not stopped */
         }

@@ -4,6 +4,7 @@
 #include "agent.h"
 #include "children.h"
 #include "codecheck.h"
+#include "fdguard.h"
 #include "policy.h"
 #include "prompt.h"
 #include "render.h"
@@ -165,6 +166,12 @@ switch_policy(const char *event, PyObject *args, struct spy_decision *out)
     if (spy_policy.lock_hooks && strcmp(event, "sys.addaudithook") == 0) {
         return "lockHooks";
     }
+    if ((strcmp(event, "object.__setattr__") == 0
+         || strcmp(event, "object.__delattr__") == 0)
+        && args != NULL && spy_py.PyTuple_Size(args) >= 1
+        && spy_agent_owns(spy_py.PyTuple_GetItem(args, 0))) {
+        return "launcherIntegrity";     /* whatever the policies */
+    }
     return NULL;
 }
 
@@ -236,8 +243,18 @@ const char *
 spy_guard_tamper_check(void)
 {
     static PyObject *sys_dict, *original, *reported, *key_audit;
+    static char descriptor_report[256];
     PyObject *current;
 
+    const char *agent_report = spy_agent_take_tamper_report();
+
+    if (agent_report != NULL) {
+        return agent_report;
+    }
+    if (spy_fdguard_take_report(descriptor_report,
+                                sizeof(descriptor_report))) {
+        return descriptor_report;
+    }
     if (!spy_py.Py_IsInitialized()) {
         return NULL;
     }

@@ -32,8 +32,9 @@ void spy_guard_target(const char *event, PyObject *args, char *out,
                       size_t out_size);
 
 /* When sys.audit has been replaced since the last call (which silences
- * every event raised from Python code), a description of it; else NULL.
- * Each replacement is reported once. */
+ * every event raised from Python code), or the program tried to close or
+ * replace a descriptor of the audit stream (fdguard.h), a description of
+ * it; else NULL.  Each is reported once. */
 const char *spy_guard_tamper_check(void);
 
 #endif /* SPY_GUARD_H */

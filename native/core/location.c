@@ -14,6 +14,8 @@
  * for its successor, and none is kept alive. */
 #define CODE_CACHE_SIZE 1024
 #define LINES_PER_CODE 4
+/* How far the search for the caller of library code goes up the stack. */
+#define MAX_CALLER_DEPTH 64
 
 struct code_entry {
     PyObject *code;             /* identity only */
@@ -25,10 +27,23 @@ struct code_entry {
     int lasti[LINES_PER_CODE];
     int line[LINES_PER_CODE];
     unsigned int next_line;
+    /* Whether the file is the interpreter's own code (see is_library);
+     * decided once the library roots are known. */
+    unsigned char library_known;
+    unsigned char library;
 };
 
 static struct code_entry code_cache[CODE_CACHE_SIZE];
 static int cache_enabled;
+
+/* The interpreter's library: files under <prefix>/lib/ for each of
+ * sys.prefix, base_prefix, exec_prefix and base_exec_prefix (the standard
+ * library and site-packages, of a venv too), as JSON text like the cached
+ * file names, plus frozen modules. */
+#define MAX_LIBRARY_ROOTS 4
+static char *library_roots[MAX_LIBRARY_ROOTS];
+static size_t library_root_lens[MAX_LIBRARY_ROOTS];
+static int library_root_count = -1;     /* -1: not known yet */
 
 void
 spy_location_use_cache(int enabled)
@@ -102,6 +117,90 @@ cached_code(PyObject *code)
     return e;
 }
 
+/* Reads the library roots once sys.prefix and friends are set (they are
+ * not while the import system bootstraps); 0 until then. */
+static int
+library_roots_ready(void)
+{
+    static const char *const prefixes[MAX_LIBRARY_ROOTS] = {
+        "prefix", "base_prefix", "exec_prefix", "base_exec_prefix",
+    };
+
+    if (library_root_count >= 0) {
+        return 1;
+    }
+    for (int i = 0; i < MAX_LIBRARY_ROOTS; i++) {
+        PyObject *prefix = spy_py.PySys_GetObject(prefixes[i]);  /* borrowed */
+        char data[SPY_RENDER_STR_MAX * 6];
+        struct spy_buf b = {data, 0, sizeof(data), 0};
+        PyObject *type = prefix != NULL ? spy_py.PyObject_Type(prefix) : NULL;
+        int is_str = type != NULL
+                     && (spy_py.PyType_GetFlags(type)
+                         & SPY_TPFLAGS_UNICODE_SUBCLASS);
+        int known = 0;
+
+        if (type != NULL) {
+            spy_py.Py_DecRef(type);
+        }
+        if (!is_str) {
+            spy_py.PyErr_Clear();
+            return 0;
+        }
+        spy_render_str_body(&b, prefix, SPY_RENDER_STR_MAX, SPY_STYLE_JSON);
+        spy_buf_lit(&b, "/lib/");
+        for (int j = 0; j < library_root_count && !known; j++) {
+            known = library_root_lens[j] == b.len
+                    && memcmp(library_roots[j], b.data, b.len) == 0;
+        }
+        if (b.len <= 5 || known || b.full) {
+            continue;
+        }
+        if (library_root_count < 0) {
+            library_root_count = 0;
+        }
+        library_roots[library_root_count] = malloc(b.len);
+        if (library_roots[library_root_count] == NULL) {
+            continue;
+        }
+        memcpy(library_roots[library_root_count], b.data, b.len);
+        library_root_lens[library_root_count++] = b.len;
+    }
+    if (library_root_count < 0) {
+        library_root_count = 0;
+    }
+    return 1;
+}
+
+static int
+has_prefix(const char *text, size_t len, const char *prefix, size_t n)
+{
+    return len >= n && memcmp(text, prefix, n) == 0;
+}
+
+/* Whether the code object's file is the interpreter's own code: events
+ * it raises are better placed at the line of the program that called it
+ * (subprocess.run, not subprocess.py). */
+static int
+is_library(struct code_entry *e)
+{
+    static const char frozen[] = "<frozen ";
+
+    if (has_prefix(e->file, e->file_len, frozen, sizeof(frozen) - 1)) {
+        return 1;
+    }
+    if (!e->library_known) {
+        if (!library_roots_ready()) {
+            return 0;
+        }
+        e->library_known = 1;
+        for (int i = 0; i < library_root_count && !e->library; i++) {
+            e->library = has_prefix(e->file, e->file_len, library_roots[i],
+                                    library_root_lens[i]);
+        }
+    }
+    return e->library;
+}
+
 /* PyFrame_GetLineNumber scans the line table; an offset seen before
  * needs no scan (3.11+, where the offset can be asked for). */
 static int
@@ -125,11 +224,61 @@ cached_line(struct code_entry *e, PyObject *frame)
     return line;
 }
 
+/* 3.8 has no PyFrame_GetCode or PyFrame_GetBack, and reading the
+ * attributes raises an object.__getattr__ event, whose hooks are the
+ * program's: they would run inside this hook, and a RecursionError they
+ * hit there (a hook that audits recursively) would be swallowed here,
+ * leaving CPython past its recursion limit for good ("Cannot recover from
+ * stack overflow").  Its frame starts with PyObject_VAR_HEAD, f_back,
+ * f_code: read them there. */
+#define SPY_38_FRAME_BACK 3
+#define SPY_38_FRAME_CODE 4
+
+/* The frame's code object (new reference), or NULL. */
+static PyObject *
+frame_code(PyObject *frame)
+{
+    PyObject *code;
+
+    if (spy_py.PyFrame_GetCode != NULL) {
+        code = spy_py.PyFrame_GetCode(frame);
+    }
+    else {
+        code = ((PyObject **)frame)[SPY_38_FRAME_CODE];
+        spy_py.Py_IncRef(code);
+    }
+    if (code == NULL) {
+        spy_py.PyErr_Clear();
+    }
+    return code;
+}
+
+/* The calling frame (new reference), or NULL at the bottom. */
+static PyObject *
+frame_back(PyObject *frame)
+{
+    PyObject *back;
+
+    if (spy_py.PyFrame_GetBack != NULL) {
+        back = spy_py.PyFrame_GetBack(frame);
+    }
+    else {
+        back = ((PyObject **)frame)[SPY_38_FRAME_BACK];
+        if (back != NULL) {
+            spy_py.Py_IncRef(back);
+        }
+    }
+    if (back == NULL) {
+        spy_py.PyErr_Clear();
+    }
+    return back;
+}
+
 /* The innermost frame (borrowed) and its code object (new reference). */
 static PyObject *
 current_code(PyObject **frame_out)
 {
-    PyObject *frame, *code;
+    PyObject *frame;
 
     if (spy_pyapi_thread_state() == NULL) {
         return NULL;
@@ -140,15 +289,45 @@ current_code(PyObject **frame_out)
         return NULL;
     }
     *frame_out = frame;
-    /* 3.8 has no PyFrame_GetCode; the attribute read raises a nested
-     * object.__getattr__ event, which the hook's guard drops. */
-    code = spy_py.PyFrame_GetCode != NULL
-           ? spy_py.PyFrame_GetCode(frame)
-           : spy_get_attr(frame, SPY_NAME_F_CODE);
-    if (code == NULL) {
-        spy_py.PyErr_Clear();
+    return frame_code(frame);
+}
+
+/* Appends ,"caller":{"file":…,"line":N,"func":…}: the innermost frame
+ * below `frame` that is not library code, if one is near enough. */
+static void
+put_caller_json(struct spy_buf *b, PyObject *frame)
+{
+    PyObject *current = frame_back(frame);
+
+    for (int depth = 0; current != NULL && depth < MAX_CALLER_DEPTH;
+         depth++) {
+        PyObject *code = frame_code(current);
+        struct code_entry *e = code != NULL ? cached_code(code) : NULL;
+        PyObject *back;
+
+        if (code != NULL) {
+            spy_py.Py_DecRef(code);
+        }
+        if (e == NULL) {
+            break;
+        }
+        if (!is_library(e)) {
+            spy_buf_lit(b, ",\"caller\":{\"file\":\"");
+            spy_buf_put(b, e->file, e->file_len);
+            spy_buf_lit(b, "\",\"line\":");
+            spy_buf_put_i64(b, cached_line(e, current));
+            spy_buf_lit(b, ",\"func\":\"");
+            spy_buf_put(b, e->func, e->func_len);
+            spy_buf_lit(b, "\"}");
+            break;
+        }
+        back = frame_back(current);
+        spy_py.Py_DecRef(current);
+        current = back;
     }
-    return code;
+    if (current != NULL) {
+        spy_py.Py_DecRef(current);
+    }
 }
 
 void
@@ -173,6 +352,9 @@ spy_location_put_json(struct spy_buf *b)
         spy_buf_put(b, e->func, e->func_len);
         spy_buf_putc(b, '"');
         spy_py.Py_DecRef(code);
+        if (is_library(e)) {
+            put_caller_json(b, frame);
+        }
         return;
     }
     line = spy_py.PyFrame_GetLineNumber(frame);

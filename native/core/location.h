@@ -16,7 +16,9 @@ struct spy_location {
 int spy_location_get(struct spy_location *out);
 
 /* Appends ,"file":"…","line":N,"func":"…" for the event record, or
- * nothing without a frame. */
+ * nothing without a frame; when that frame is the interpreter's library
+ * code, also ,"caller":{"file":…,"line":N,"func":…}, the innermost frame
+ * that is not (needs the code-object cache). */
 void spy_location_put_json(struct spy_buf *b);
 
 /* Whether a process-wide cache of code objects' file and function names

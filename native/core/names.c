@@ -1,7 +1,7 @@
 #include "names.h"
 
 static const char *const texts[SPY_NAME_COUNT] = {
-    "threading", "_active", "_name", "f_code", "co_filename", "co_name",
+    "threading", "_active", "_name", "co_filename", "co_name",
 };
 static PyObject *interned[SPY_NAME_COUNT];
 static int ready;

@@ -107,7 +107,7 @@ spy_policy_decides(void)
     return spy_policy.startup_control || spy_policy.lock_hooks
            || spy_policy.deny.count > 0 || spy_policy.prompt.count > 0
            || spy_policy.verify != SPY_VERIFY_OFF || spy_policy.exec_check
-           || spy_codecheck_deny_interactive();
+           || spy_codecheck_deny_interactive() || spy_agent_loaded();
 }
 
 /* ---- reading the configuration ---------------------------------------- */

@@ -84,6 +84,8 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, PyObject *, PyEval_GetFrame, (void)) \
     X(1, int, PyFrame_GetLineNumber, (PyObject *)) \
     X(0, PyObject *, PyFrame_GetCode, (PyObject *)) \
+    X(0, PyObject *, PyFrame_GetBack, (PyObject *)) \
+    X(1, PyObject *, PySys_GetObject, (const char *)) \
     X(0, void *, PyThreadState_GetUnchecked, (void)) \
     X(0, void *, _PyThreadState_UncheckedGet, (void)) \
     X(1, unsigned long, PyThread_get_thread_ident, (void)) \
@@ -97,6 +99,9 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, PyObject *, PyEval_GetBuiltins, (void)) \
     X(1, int, PyDict_SetItemString, (PyObject *, const char *, PyObject *)) \
     X(1, PyObject *, PyDict_GetItemString, (PyObject *, const char *)) \
+    X(1, int, PyDict_SetItem, (PyObject *, PyObject *, PyObject *)) \
+    X(1, int, PyDict_DelItem, (PyObject *, PyObject *)) \
+    X(1, PyObject *, PyFunction_GetGlobals, (PyObject *)) \
     X(1, void, PyErr_SetString, (PyObject *, const char *)) \
     X(1, void *, PyEval_SaveThread, (void)) \
     X(1, void, PyEval_RestoreThread, (void *)) \

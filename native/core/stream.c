@@ -10,12 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_DESTINATIONS 4
+#define MAX_DESTINATIONS SPY_STREAM_MAX_FDS
 /* Longest `{"event":"...","seq":N,"ts":T` for a name of n bytes. */
 #define HEADER_SIZE(n) (sizeof("{\"event\":\"\",\"seq\":,\"ts\":") + (n) + 40)
 
@@ -23,6 +24,8 @@ struct destination {
     int fd;
     int is_socket;
     const char *what;
+    dev_t dev;          /* what fd was when attached: spy_stream_verify */
+    ino_t ino;
 };
 
 static struct {
@@ -102,8 +105,41 @@ unlock_stream(void)
 }
 
 static void
+remember_identity(struct destination *d)
+{
+    struct stat st;
+
+    if (d->fd >= 0 && fstat(d->fd, &st) == 0) {
+        d->dev = st.st_dev;
+        d->ino = st.st_ino;
+    }
+}
+
+/* The program can close or replace any descriptor with a raw system call
+ * (fdguard.c stops the libc ones): a record must never go to whatever
+ * took the number over. */
+static void
+check_identity(const struct destination *d)
+{
+    struct stat st;
+    char detail[64];
+
+    if (fstat(d->fd, &st) == 0 && st.st_dev == d->dev
+        && st.st_ino == d->ino) {
+        return;
+    }
+    snprintf(detail, sizeof(detail), "fd %d", d->fd);
+    spy_fatal(d->is_socket
+              ? "the program closed or replaced the audit channel's "
+                "descriptor; stopping the program"
+              : "the program closed or replaced the audit log's "
+                "descriptor; stopping the program", detail);
+}
+
+static void
 write_all(const struct destination *d, const char *p, size_t n)
 {
+    check_identity(d);
     while (n > 0) {
         ssize_t k = d->is_socket ? send(d->fd, p, n, MSG_NOSIGNAL)
                                  : write(d->fd, p, n);
@@ -213,9 +249,12 @@ after_fork_child(void)
     S.flusher_running = 0;
     for (int i = 0; i < S.ndests; i++) {
         if (S.dests[i].is_socket && S.dests[i].fd >= 0) {
-            /* The parent's connection: the child opens its own. */
-            close(S.dests[i].fd);
+            /* The parent's connection: the child opens its own (and
+             * fdguard.c's close() lets go of a number no longer ours). */
+            int fd = S.dests[i].fd;
+
             S.dests[i].fd = -1;
+            close(fd);
         }
     }
     S.child_pending = 1;
@@ -248,6 +287,7 @@ spy_stream_add(int fd, int is_socket, const char *what)
     S.dests[S.ndests].fd = fd;
     S.dests[S.ndests].is_socket = is_socket;
     S.dests[S.ndests].what = what;
+    remember_identity(&S.dests[S.ndests]);
     S.ndests++;
     if (!S.flusher_running) {
         start_flusher();
@@ -276,6 +316,7 @@ restart_in_child_locked(void)
         if (S.dests[i].is_socket && S.dests[i].fd < 0
             && S.reconnect != NULL) {
             S.dests[i].fd = S.reconnect();
+            remember_identity(&S.dests[i]);
         }
     }
     start_flusher();
@@ -401,6 +442,48 @@ spy_stream_flush_at_exit(void)
      * stuck): write the complete records as they are. */
     write_to_all(S.data, S.used);
     S.used = 0;
+}
+
+const char *
+spy_stream_fd_name(int fd)
+{
+    for (int i = 0; i < S.ndests; i++) {
+        if (fd >= 0 && S.dests[i].fd == fd) {
+            /* A vfork()ed child shares this memory, not the descriptors. */
+            return S.closed || getpid() != S.pid ? NULL : S.dests[i].what;
+        }
+    }
+    return NULL;
+}
+
+int
+spy_stream_own_fds(int fds[SPY_STREAM_MAX_FDS])
+{
+    int n = 0;
+
+    for (int i = 0; i < S.ndests; i++) {
+        int fd = S.dests[i].fd, k;
+
+        if (spy_stream_fd_name(fd) == NULL) {
+            continue;
+        }
+        for (k = n; k > 0 && fds[k - 1] > fd; k--) {
+            fds[k] = fds[k - 1];
+        }
+        fds[k] = fd;
+        n++;
+    }
+    return n;
+}
+
+void
+spy_stream_verify(void)
+{
+    for (int i = 0; i < S.ndests; i++) {
+        if (S.dests[i].fd >= 0 && getpid() == S.pid) {
+            check_identity(&S.dests[i]);
+        }
+    }
 }
 
 void

@@ -53,6 +53,23 @@ void spy_stream_set_reconnect(spy_stream_reconnect_fn reconnect);
  * writing so the reader sees the end of the stream. */
 void spy_stream_close(void);
 
+/* Most descriptors the stream writes to. */
+#define SPY_STREAM_MAX_FDS 4
+
+/* Who writes to fd in this process: "the audit channel", "the audit log",
+ * or NULL when it is none of the stream's (or fd belongs to the process
+ * this one was vfork()ed from).  Safe anywhere: no lock, no allocation. */
+const char *spy_stream_fd_name(int fd);
+
+/* The stream's descriptors in this process, ascending, into fds; returns
+ * how many. */
+int spy_stream_own_fds(int fds[SPY_STREAM_MAX_FDS]);
+
+/* Ends the program (SPY_EXIT_LAUNCHER_ERROR) with a message saying so when
+ * a descriptor of the stream no longer is the file or socket it was: the
+ * program closed or replaced it behind the launcher's back. */
+void spy_stream_verify(void);
+
 /* The pid the stream belongs to, and its parent. */
 pid_t spy_stream_pid(void);
 pid_t spy_stream_ppid(void);

@@ -93,6 +93,24 @@ spy_stream_set_reconnect(spy_stream_reconnect_fn reconnect)
     unexpected("spy_stream_set_reconnect");
 }
 
+void
+spy_stream_verify(void)
+{
+    unexpected("spy_stream_verify");
+}
+
+pid_t
+spy_stream_pid(void)
+{
+    return 4242;
+}
+
+pid_t
+spy_stream_ppid(void)
+{
+    return 4200;
+}
+
 pid_t
 spy_thread_id(void)
 {
@@ -190,6 +208,12 @@ spy_hooks_set_busy(int busy)
 
 int
 spy_location_get(struct spy_location *out)
+{
+    return 0;
+}
+
+int
+spy_agent_loaded(void)
 {
     return 0;
 }
@@ -372,7 +396,7 @@ run_stream(const uint8_t *data, size_t size, int stopped)
         if (too_long) {
             /* control_reader_main() */
             FUZZ_CHECK(n == 200);
-            send_protocol_error("control message longer than 1 MiB", line, n);
+            spy_channel_protocol_error("control message longer than 1 MiB", line, n);
             first = 0;
             continue;
         }

@@ -4,8 +4,9 @@
 // @vscode/debugadapter-testsupport's DebugClient, and the adapter drives the real launcher on real
 // interpreters.
 
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DebugClient } from '@vscode/debugadapter-testsupport';
@@ -124,7 +125,7 @@ export class Session {
 
   private constructor(dc: DebugClient) {
     this.dc = dc;
-    for (const name of ['output', 'stopped', 'exited', 'terminated', 'thread', 'breakpoint', 'spythonPrompt']) {
+    for (const name of ['output', 'stopped', 'continued', 'exited', 'terminated', 'thread', 'breakpoint', 'spythonPrompt', 'spythonRunLog']) {
       dc.on(name, (event: DebugProtocol.Event) => {
         this.events.push(event);
         if (name === 'output') this.outputs.push(event.body);
@@ -136,12 +137,11 @@ export class Session {
     }
   }
 
-  static async start(): Promise<Session> {
-    const dc = new DebugClient('node', ADAPTER, 'spython', {
-      env: { ...process.env, SPYTHON_CACHE_DIR: CACHE_DIR, SPYTHON_LAUNCHER: LAUNCHER },
-    });
+  /** A session with a new adapter process on stdio, or a new connection to an adapter `server`. */
+  static async start(server?: AdapterServer): Promise<Session> {
+    const dc = new DebugClient('node', ADAPTER, 'spython', { env: ADAPTER_ENV });
     dc.defaultTimeout = WAIT_MS;
-    await dc.start();
+    await dc.start(server?.port);
     const session = new Session(dc);
     Session.open.add(session);
     return session;
@@ -178,6 +178,20 @@ export class Session {
    * Resolves with the launch response; rejects with the launch error.
    */
   async launch(args: Record<string, unknown>, setup: Setup = {}, initialize: Partial<DebugProtocol.InitializeRequestArguments> = {}) {
+    return this.begin('launch', args, setup, initialize);
+  }
+
+  /** As launch, with an `attach` request (a child session's). */
+  async attach(args: Record<string, unknown>, setup: Setup = {}, initialize: Partial<DebugProtocol.InitializeRequestArguments> = {}) {
+    return this.begin('attach', args, setup, initialize);
+  }
+
+  private async begin(
+    command: 'launch' | 'attach',
+    args: Record<string, unknown>,
+    setup: Setup,
+    initialize: Partial<DebugProtocol.InitializeRequestArguments>,
+  ): Promise<DebugProtocol.Response> {
     const configured = this.dc.waitForEvent('initialized').then(async () => {
       if (setup.functionBreakpoints) {
         await this.dc.setFunctionBreakpointsRequest({ breakpoints: setup.functionBreakpoints });
@@ -194,7 +208,7 @@ export class Session {
       pathFormat: 'path',
       ...initialize,
     });
-    const [, response] = await Promise.all([configured, this.dc.launchRequest(args as DebugProtocol.LaunchRequestArguments)]);
+    const [, response] = await Promise.all([configured, this.dc.send(command, args)]);
     return response;
   }
 
@@ -250,6 +264,23 @@ export class Session {
 
   /** Answers runInTerminal by running the command here, as a terminal would. */
   serveRunInTerminal(): void {
+    this.serveReverseRequest('runInTerminal', async (request) => {
+      const args = request as DebugProtocol.RunInTerminalRequestArguments;
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      for (const [key, value] of Object.entries(args.env ?? {})) {
+        if (value === null) delete env[key];
+        else env[key] = value;
+      }
+      const child = spawn(args.args[0], args.args.slice(1), { cwd: args.cwd, env, stdio: 'ignore' });
+      return { success: true, body: { processId: child.pid } };
+    });
+  }
+
+  /**
+   * Answers the adapter's reverse requests `command` (which DebugClient does not know) with what
+   * `answer` resolves to.
+   */
+  serveReverseRequest(command: string, answer: (args: any) => Promise<{ success: boolean; body?: object; message?: string }>): void {
     const client = this.dc as unknown as {
       dispatch(body: string): void;
       outputStream: NodeJS.WritableStream;
@@ -257,27 +288,14 @@ export class Session {
     const dispatch = client.dispatch.bind(client);
     client.dispatch = (body: string) => {
       const message = JSON.parse(body);
-      if (message.type !== 'request' || message.command !== 'runInTerminal') {
+      if (message.type !== 'request' || message.command !== command) {
         dispatch(body);
         return;
       }
-      const args = message.arguments as DebugProtocol.RunInTerminalRequestArguments;
-      const env: NodeJS.ProcessEnv = { ...process.env };
-      for (const [key, value] of Object.entries(args.env ?? {})) {
-        if (value === null) delete env[key];
-        else env[key] = value;
-      }
-      const child = spawn(args.args[0], args.args.slice(1), { cwd: args.cwd, env, stdio: 'ignore' });
-      const response = {
-        type: 'response',
-        seq: 0,
-        request_seq: message.seq,
-        command: 'runInTerminal',
-        success: true,
-        body: { processId: child.pid },
-      };
-      const json = JSON.stringify(response);
-      client.outputStream.write(`Content-Length: ${Buffer.byteLength(json, 'utf8')}\r\n\r\n${json}`, 'utf8');
+      void answer(message.arguments).then((result) => {
+        const json = JSON.stringify({ type: 'response', seq: 0, request_seq: message.seq, command, ...result });
+        client.outputStream.write(`Content-Length: ${Buffer.byteLength(json, 'utf8')}\r\n\r\n${json}`, 'utf8');
+      });
     };
   }
 
@@ -292,6 +310,46 @@ export class Session {
       .slice(-20)
       .map((e) => `${e.event} ${JSON.stringify(e.body ?? null).slice(0, 160)}`)
       .join('\n');
+  }
+}
+
+const ADAPTER_ENV = { ...process.env, SPYTHON_CACHE_DIR: CACHE_DIR, SPYTHON_LAUNCHER: LAUNCHER };
+
+/**
+ * `node dist/adapter.js --server=PORT`: one adapter process serving a session per connection, as the
+ * adapter runs inline in VS Code (one Node process, several session objects).
+ */
+export class AdapterServer {
+  private constructor(
+    readonly port: number,
+    private readonly child: ChildProcess,
+  ) {}
+
+  static async start(): Promise<AdapterServer> {
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const child = spawn(process.execPath, [ADAPTER, `--server=${port}`], { env: ADAPTER_ENV, stdio: 'ignore' });
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+      const listening = await new Promise<boolean>((resolve) => {
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.on('error', () => resolve(false));
+      });
+      if (listening) return new AdapterServer(port, child);
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the adapter did not listen on port ${port}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  stop(): void {
+    this.child.kill();
   }
 }
 

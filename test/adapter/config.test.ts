@@ -87,6 +87,7 @@ describe('a valid launch configuration', () => {
     assert.deepEqual(plan.launcherConfig, {
       startupControl: true,
       execCheck: true,
+      subProcess: true,
       stopOnEntry: true,
       denyEvents: ['socket.*', { event: 'open', condition: 'args[1] != "r"' }],
       promptEvents: ['subprocess.Popen if "curl" in str(args)'],
@@ -116,7 +117,16 @@ describe('a valid launch configuration', () => {
       EXPORTED: 'yes',
       OVERRIDDEN: 'env',
       ADDED: 'added',
+      PYTHONUNBUFFERED: '1',
     });
+  });
+
+  test('PYTHONUNBUFFERED=1 for the Debug Console (a pipe), unless set; not for a terminal', () => {
+    const { program } = fixture();
+    assert.equal(planLaunch({ program }, {}).env.PYTHONUNBUFFERED, '1');
+    assert.equal(planLaunch({ program, env: { PYTHONUNBUFFERED: '' } }, {}).env.PYTHONUNBUFFERED, '');
+    assert.equal(planLaunch({ program }, { PYTHONUNBUFFERED: '0' }).env.PYTHONUNBUFFERED, '0');
+    assert.equal(planLaunch({ program, console: 'integratedTerminal' }, {}).env.PYTHONUNBUFFERED, undefined);
   });
 
   test("the editor's own attributes are accepted", () => {

@@ -89,6 +89,22 @@ for (const { label, python } of TARGETS) {
       });
     });
 
+    test('line breakpoints are answered unverified, saying what to use instead', async () => {
+      const program = new Program('os.listdir(HERE)  # LIST\nprint("done")\n');
+      await Session.with(async (s) => {
+        const configured = s.dc.waitForEvent('initialized').then(() =>
+          s.dc.setBreakpointsRequest({ source: { path: program.file }, breakpoints: [{ line: program.lineOf('LIST') }] }),
+        );
+        const [answer] = await Promise.all([configured, s.launch(program.launchArgs(python))]);
+        assert.equal(answer.body.breakpoints.length, 1);
+        assert.equal(answer.body.breakpoints[0].verified, false);
+        assert.match(answer.body.breakpoints[0].message!, /stops on audit events, not on lines.*function breakpoint/);
+        await s.ended();
+        assert.equal(s.stops.length, 0);
+        assert.match(s.text('stdout'), /^done$/m);
+      });
+    });
+
     test('deny makes the audited operation raise PermissionError', async () => {
       const program = new Program(
         [
@@ -108,6 +124,9 @@ for (const { label, python } of TARGETS) {
         assert.match(stop.description!, /^Paused on open '.*secret\.txt'$/);
         await s.dc.customRequest('deny', { threadId: stop.threadId });
         await s.ended();
+        // The client learns that the thread runs again, as after its own continue request.
+        const continued = s.events.filter((e) => e.event === 'continued');
+        assert.deepEqual(continued.map((e) => e.body), [{ threadId: stop.threadId, allThreadsContinued: true }]);
         assert.match(s.text('stdout'), /^refused: /m);
         assert.ok(!fs.existsSync(path.join(program.dir, 'secret.txt')));
       });

@@ -20,6 +20,7 @@ for (const { label, python } of TARGETS) {
       const program = new Program(
         [
           'print("to stdout", flush=True)',
+          'print("PYTHONUNBUFFERED =", os.environ.get("PYTHONUNBUFFERED"), flush=True)',
           'print("to stderr", file=sys.stderr, flush=True)',
           'with open(os.path.join(HERE, "out.txt"), "w") as f:  # OPEN',
           '    f.write("x")',
@@ -41,6 +42,13 @@ for (const { label, python } of TARGETS) {
         assert.equal(open.data.file, program.file);
 
         assert.match(s.text('stdout'), /to stdout\n/);
+        // Output to the Debug Console goes through a pipe: unbuffered unless the configuration says otherwise.
+        assert.match(s.text('stdout'), /^PYTHONUNBUFFERED = 1$/m);
+        // The session names its JSONL copy of every record.
+        const runLogEvents = s.events.filter((e) => e.event === 'spythonRunLog');
+        assert.equal(runLogEvents.length, 1);
+        assert.equal(path.dirname(runLogEvents[0].body.path), path.join(program.dir, 'runs'));
+        assert.equal(fs.readFileSync(runLogEvents[0].body.path, 'utf8'), program.runLog());
         assert.match(s.text('stderr'), /to stderr\n/);
         assert.equal(s.exitCode, 3);
         const mainThread = s.events.find((e) => e.event === 'thread' && e.body.threadId === open.data.pid);

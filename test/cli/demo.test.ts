@@ -46,7 +46,11 @@ test('npm start runs the audited demo: four operations, the subprocess denied, l
   assert.match(err, /│ Network\s+│ /);
   assert.match(err, /│ Subprocesses\s+│ subprocess\.Popen\s+│\s+1 │/);
   assert.match(err, /│ Dynamic code\s+│ compile\s+│/);
-  assert.match(err, /Denied operations\n[^]*│ subprocess\.Popen │ \('[^│]*python[^│]* │ denyEvents │ [^│]*subprocess\.py:\d+ │/);
+  // Refused inside subprocess.py, located at the demo's own subprocess.run(…) line (the record's caller).
+  assert.match(
+    err,
+    new RegExp(`Denied operations\\n[^]*│ subprocess\\.Popen │ \\('[^│]*python[^│]* │ denyEvents │ demo\\.py:${lineOf(DEMO, 'SPAWN')} +│`),
+  );
   assert.match(err, /Verification failures\n  none/);
   assert.match(err, /^Every record: .*demo\.py-[0-9a-f]+\.jsonl$/m);
 });

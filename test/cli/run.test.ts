@@ -6,7 +6,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { lineOf, needs, program, PYTHON, REPO_ROOT, runCli, show, TARGETS } from './common';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { CLI, cliEnv, lineOf, needs, program, PYTHON, REPO_ROOT, runCli, show, TARGETS } from './common';
 
 const EXITS = `
 import os, signal, sys
@@ -112,6 +114,24 @@ describe('the program’s input and output', { ...needs(PYTHON), concurrency: 4 
   });
 });
 
+test('a reader that goes away (… | head) does not end the run: status 0, the report complete', needs(PYTHON), async () => {
+  const { dir, file } = program('import os\nfor i in range(20000):\n    os.listdir(".")\n');
+  const jsonl = path.join(dir, 'events.jsonl');
+  const child = spawn(process.execPath, [CLI, 'run', '--python', PYTHON!, '--jsonl', jsonl, file], {
+    env: cliEnv() as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  // Close the read end after the first live line: every later write meets EPIPE.
+  child.stderr!.once('data', () => child.stderr!.destroy());
+  const [status] = (await once(child, 'exit')) as [number | null];
+  assert.equal(status, 0);
+  const listdirs = fs
+    .readFileSync(jsonl, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{"event":"os.listdir"') && JSON.parse(line).file === file);
+  assert.equal(listdirs.length, 20000);
+});
+
 describe('the summary', { ...needs(PYTHON), concurrency: 4 }, () => {
   test('counts per event by category, denied operations, verification failures and processes', async () => {
     const { dir, file } = program(
@@ -139,7 +159,7 @@ describe('the summary', { ...needs(PYTHON), concurrency: 4 }, () => {
     const row = `│ socket.connect │ ('127.0.0.1', 9) │ denyEvents │ prog.py:${lineOf(file, 'CONNECT')} │`;
     assert.equal(text.split(row).length - 1, 3, text);
     assert.match(text, /Verification failures\n  none/);
-    assert.match(text, /Processes\n[^]*│\s+\d+ │\s+\d+ │\s+\d+ │ exited with status 0/);
+    assert.match(text, /Processes\n[^]*│ \d+\s+│\s+\d+ │ prog\.py\s+│\s+\d+ │ exited with status 0/);
     assert.match(text, /Every record: .*\.jsonl/);
   });
 });

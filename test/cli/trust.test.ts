@@ -118,6 +118,41 @@ describe('stamp and verify (xattr)', { ...NOT_BUILT, concurrency: 4 }, () => {
     assert.equal(r.stdoutText, 'value 7\n');
   });
 
+  test('a whole standard library stamped by the CLI runs under --verify xattr with no exemptions', needs(PYTHON), async () => {
+    // A copy of the interpreter's stdlib (PYTHONHOME points the interpreter at it), so that stamping
+    // and tampering never touch the installed one; its own tests and GUI packages are left out.
+    const installed = path.resolve(path.dirname(fs.realpathSync(PYTHON!)), '..', 'lib');
+    const libName = fs.readdirSync(installed).find((name) => /^python3\.\d+$/.test(name))!;
+    const home = tempDir('spython-cli-stdlib-');
+    const skipped = new Set(['test', 'idlelib', 'tkinter', 'turtledemo', 'site-packages', '__pycache__']);
+    fs.cpSync(path.join(installed, libName), path.join(home, 'lib', libName), {
+      recursive: true,
+      filter: (source) => !skipped.has(path.basename(source)),
+    });
+    const main = path.join(home, 'main.py');
+    fs.writeFileSync(
+      main,
+      'import argparse, asyncio, decimal, email.parser, http.client, json, sqlite3, unittest, xml.etree.ElementTree\n' +
+        'import sys\nprint(sys.prefix, len(sys.modules))\n',
+    );
+    const stamped = await runCli(['stamp', path.join(home, 'lib'), main]);
+    assert.equal(stamped.status, 0, show(stamped));
+    const env = { PYTHONHOME: home, PYTHONDONTWRITEBYTECODE: '1', PYTHONNOUSERSITE: '1' };
+    const args = ['run', '-q', '--no-summary', '--python', PYTHON!, '--verify', 'xattr', main];
+
+    const r = await runCli(args, { env });
+    assert.equal(r.status, 0, show(r));
+    const [prefix, modules] = r.stdoutText.trim().split(' ');
+    assert.equal(prefix, home);
+    assert.ok(Number(modules) > 100, `only ${modules} modules imported`);
+
+    const decoder = path.join(home, 'lib', libName, 'json', 'decoder.py');
+    fs.appendFileSync(decoder, '# edited after stamping\n');
+    const tampered = await runCli(args, { env });
+    assert.notEqual(tampered.status, 0, show(tampered));
+    assert.match(tampered.stderrText, new RegExp(`${decoder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*hash mismatch`));
+  });
+
   test('a progress bar on a terminal', needs(PYTHON), async () => {
     const root = project();
     const r = await runProcess(PYTHON!, ['-c', 'import pty, sys\npty.spawn(sys.argv[1:])', process.execPath, CLI, 'stamp', root], { env: cliEnv({ TERM: 'xterm' }) });

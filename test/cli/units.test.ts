@@ -104,11 +104,38 @@ describe('the summary text', () => {
     assert.match(text, /… and 6 more \(all in the JSONL log\)/);
     assert.match(text, /│ \/proj\/evil\.py │ verifyImports │ hash mismatch: xattr is a but the file hashes to b │/);
     assert.match(text, /--fail-on app\.\*\n\s+app\.thing 1/);
-    assert.match(text, /│\s+100 │\s+1 │\s+42 │ exited with status 0 │/);
-    assert.match(text, /│\s+200 │\s+100 │\s+1 │\s+│/);
+    assert.match(text, /│ 100\s+│\s+1 │\s+│\s+42 │ exited with status 0 │/);
+    assert.match(text, /│ └ 200\s+│\s+100 │ \(fork of 100\)\s+│\s+1 │\s+│/);
     assert.match(text, /Every record: runs\/x\.jsonl\nSARIF report: out\.sarif$/);
     assert.equal(stats.findings.length, 27);
     assert.ok(stats.failed);
+  });
+});
+
+describe('the process tree', () => {
+  test('each process under its parent, with what it ran (exec chains too) and its status', () => {
+    const stats = new RunStats();
+    stats.add(record('cpython.run_file', ['/proj/main.py'], { pid: 10, ppid: 1 }));
+    stats.add(record('cpython.run_command', ['from multiprocessing.spawn import spawn_main;\n spawn_main(tracker_fd=5)'], { pid: 12, ppid: 10 }));
+    stats.add(record('cpython.run_file', ['/proj/child.py'], { pid: 11, ppid: 10 }));
+    stats.add(record('cpython.run_module', ['tool'], { pid: 13, ppid: 11 }));
+    stats.add(record('cpython.run_file', ['/proj/other.py'], { pid: 13, ppid: 11 }));
+    stats.add(record('open', ['/x', 'r', 0], { pid: 14, ppid: 13 }));
+    stats.processEnded(11, 3);
+    stats.processEnded(13, undefined);
+    const text = summaryText(stats, { c: colors(false), title: 'main.py', ending: 'exited with status 0', shown: 0, reports: [], failOn: [], mainPid: 10, base: '/proj' });
+    const rows = text.split('Processes\n')[1].split('\n').filter((line) => /^│ /.test(line)).slice(1);
+    assert.deepEqual(
+      // The PID column keeps its indentation.
+      rows.map((row) => row.split('│').slice(1, -1).map((cell, i) => (i === 0 ? cell.slice(1).trimEnd() : cell.trim()))),
+      [
+        ['10', '1', 'main.py', '1', 'exited with status 0'],
+        ['└ 12', '10', '-c from multiprocessing.spawn import spawn_main; spawn_main…', '1', ''],
+        ['└ 11', '10', 'child.py', '1', 'exited with status 3'],
+        ['  └ 13', '11', '-m tool → other.py', '2', ''],
+        ['    └ 14', '13', '(fork of 13)', '1', ''],
+      ],
+    );
   });
 });
 

@@ -10,39 +10,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Session, startSession, waitUntil } from './harness';
+import { REPO_ROOT } from './setup';
 import { Workbench } from './workbench';
 
-const DEMO = `"""Writes a file and connects to a local server: what the end-to-end tests audit."""
-import os
-import socket
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def save_report():
-    with open(os.path.join(HERE, "report.txt"), "w") as f:
-        f.write("audited\\n")
-
-
-def connect(port):
-    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        client.connect(("127.0.0.1", port))
-        print("connected to 127.0.0.1:%d" % port)
-    except PermissionError as error:
-        print("PermissionError:", error)
-    finally:
-        client.close()
-
-
-server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-server.bind(("127.0.0.1", 0))
-server.listen(1)
-save_report()
-connect(server.getsockname()[1])
-server.close()
-print("done")
-`;
+/** The program the tests audit (shared with the @vscode/test-electron suite). */
+const DEMO = fs.readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'net_demo.py'), 'utf8');
 
 /** 1-based line of the connect call: where the event is raised and the breakpoint stops. */
 const CONNECT_LINE = DEMO.split('\n').findIndex((l) => l.includes('client.connect((')) + 1;

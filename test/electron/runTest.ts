@@ -11,7 +11,7 @@ const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 async function main(): Promise<void> {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'spython-electron-'));
-  fs.copyFileSync(path.join(REPO_ROOT, 'test', 'electron', 'fixture', 'net_demo.py'), path.join(workspace, 'net_demo.py'));
+  fs.copyFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'net_demo.py'), path.join(workspace, 'net_demo.py'));
   try {
     await runTests({
       // The oldest VS Code the manifest allows (engines.vscode).

@@ -28,13 +28,18 @@ function tmp(): string {
 
 let seq = 0;
 /** A record line as the launcher writes it (keys in protocol order). */
-function record(event: string, args: unknown[], extra: { file?: string; line?: number; func?: string; denied?: string; pid?: number } = {}): string {
+function record(
+  event: string,
+  args: unknown[],
+  extra: { file?: string; line?: number; func?: string; caller?: object; denied?: string; pid?: number } = {},
+): string {
   const r: Record<string, unknown> = { event, seq: ++seq, ts: 1000 + seq, pid: extra.pid ?? 42, ppid: 1, tid: extra.pid ?? 42, thread: null };
   if (extra.file !== undefined) {
     r.file = extra.file;
     r.line = extra.line ?? 1;
     r.func = extra.func ?? '<module>';
   }
+  if (extra.caller) r.caller = extra.caller;
   r.args = args;
   if (extra.denied) r.denied = extra.denied;
   return JSON.stringify(r);
@@ -112,6 +117,20 @@ describe('AuditModel', () => {
     const occurrences = m.occurrences(connect, false);
     assert.deepEqual(occurrences.map((o) => o.argumentsText), ["('127.0.0.1', 2)", "('127.0.0.1', 1)"]);
     assert.equal(occurrences[0].location, 'x.py:6');
+
+    // Raised in the library: the occurrence sits at the program's calling line.
+    m.addLine(
+      buf(record('subprocess.Popen', ['/bin/ls', ['ls'], null, null], {
+        file: '/usr/lib/python3.12/subprocess.py',
+        line: 1821,
+        caller: { file: '/app/x.py', line: 9, func: '<module>' },
+      })),
+    );
+    const popen = m.tree(false).find((g) => g.label === 'Subprocesses')!.events[0];
+    const [spawned] = m.occurrences(popen, false);
+    assert.equal(spawned.location, 'x.py:9');
+    assert.deepEqual(spawned.site, { file: '/app/x.py', line: 9, func: '<module>' });
+    assert.ok(spawned.matches('subprocess.py') && spawned.matches('/app/x.py'));
 
     const all = m.tree(true);
     assert.ok(all.some((g) => g.label === 'Other events' && g.events.some((e) => e.event === 'marshal.loads')));

@@ -9,6 +9,7 @@ import { AUDIT_EVENTS } from '../../adapter/catalog';
 import {
   catalogueEntries,
   isEventPattern,
+  parseCodeRefusal,
   parseVerifyWarning,
   prettyTarget,
   promptAnswer,
@@ -69,6 +70,16 @@ describe('status bar and catalogue words', () => {
     });
     assert.deepEqual(parseVerifyWarning('spython: verifyImports (warn): /app/x.py: no xattr'), { file: '/app/x.py', reason: 'no xattr', detail: undefined });
     assert.equal(parseVerifyWarning('Traceback (most recent call last):'), undefined);
+  });
+
+  it('finds the refused file of a spython.code_refused record, and nothing in other records', () => {
+    const record = (event: string, args: unknown[]) => Buffer.from(JSON.stringify({ event, seq: 1, pid: 1, args }));
+    assert.deepEqual(parseCodeRefusal(record('spython.code_refused', ['/app/x.py', 'verifyImports', 'hash mismatch'])), {
+      file: '/app/x.py',
+      message: 'verifyImports refused this file: hash mismatch',
+    });
+    assert.equal(parseCodeRefusal(record('open', ['/app/x.py', 'r', 0])), undefined);
+    assert.equal(parseCodeRefusal(Buffer.from('{"event":"spython.code_refused","args":')), undefined);
   });
 });
 

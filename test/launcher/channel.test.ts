@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChannelConnection, ChannelServer, ControlMessage } from '../../adapter/channel';
 import { launcherBuilt } from '../helpers/interpreters';
+import { assertThreadRecords, THREADS_PROGRAM } from '../helpers/threads';
 import { collect, CollectedConnection, runLauncher, RunResult } from '../helpers/run';
 import {
   baseEnv,
@@ -219,6 +220,26 @@ for (const target of channelTargets()) {
       assert.equal(f.func, 'where');
     });
 
+    test("an event raised in the library carries the program's calling line as `caller`", () => {
+      records ??= parseRecords(conn);
+      const popen = records.find((r) => r.event === 'subprocess.Popen');
+      assert.ok(popen, 'no subprocess.Popen record');
+      assert.match(String(popen.file), /subprocess\.py$/);
+      assert.deepEqual(popen.caller, { file: basicScript, line: 8, func: '<module>' });
+      // The import system's reads for `import subprocess` are placed at the import statement.
+      const read = records.find((r) => r.event === 'open' && /\/subprocess(\.cpython-\d+)?\.pyc?$/.test(String(r.args[0])));
+      assert.ok(read, 'no open of subprocess.py');
+      assert.match(String(read.file), /^<frozen importlib\./);
+      assert.deepEqual(read.caller, { file: basicScript, line: 1, func: '<module>' });
+      // Program code's own events have no caller.
+      for (const name of ['spy.test', 'spy.func']) assert.equal(records.find((r) => r.event === name)?.caller, undefined, name);
+      for (const r of records) {
+        if (r.caller === undefined) continue;
+        const caller = r.caller as Record<string, unknown>;
+        assert.ok(typeof caller.file === 'string' && isInt(caller.line) && typeof caller.func === 'string', `caller of ${r.event}`);
+      }
+    });
+
     test("the 'exit' control message carries the status on normal exit", () => {
       const exits = conn.controls.filter((c) => c.type === 'exit');
       if (target.mode === 'preload') {
@@ -278,25 +299,7 @@ for (const target of channelTargets()) {
     }
 
     test('64 threads x 5,000 events: all 320,000 arrive, valid, per-thread order kept', async () => {
-      const script = writeFile(
-        dir,
-        'threads.py',
-        [
-          'import sys, threading',
-          'N, M = 64, 5000',
-          'go = threading.Event()',
-          'def work(t):',
-          '    go.wait()',
-          '    for i in range(M):',
-          '        sys.audit("spy.n", t, i)',
-          'threads = [threading.Thread(target=work, args=(t,), name="w%d" % t) for t in range(N)]',
-          'for th in threads: th.start()',
-          'go.set()',
-          'for th in threads: th.join()',
-          'print("done")',
-          '',
-        ].join('\n'),
-      );
+      const script = writeFile(dir, 'threads.py', THREADS_PROGRAM);
       const run = await runWithChannel(launch([script]), { cwd: dir, timeoutMs: 180_000 });
       assert.equal(run.result.status, 0, describeResult(run.result));
       assert.equal(run.result.stdoutText, 'done\n');
@@ -306,20 +309,7 @@ for (const target of channelTargets()) {
       assert.equal(count, 320_000, 'number of spy.n records');
       const recs = parseRecords(c);
       assertSeq(recs);
-      const next = new Array<number>(64).fill(0);
-      const tids = new Array<number | undefined>(64);
-      for (const r of recs) {
-        if (r.event !== 'spy.n') continue;
-        const [t, i] = r.args as [number, number];
-        assert.ok(isInt(t) && t >= 0 && t < 64, `bad thread index ${t}`);
-        if (i !== next[t]) assert.fail(`thread ${t}: counter ${i} arrived when ${next[t]} was due`);
-        next[t]++;
-        tids[t] ??= r.tid;
-        if (r.tid !== tids[t]) assert.fail(`thread ${t}: tid changed from ${tids[t]} to ${r.tid}`);
-        if (r.thread !== `w${t}`) assert.fail(`thread ${t}: thread name ${JSON.stringify(r.thread)}`);
-      }
-      assert.deepEqual(next, new Array<number>(64).fill(5000));
-      assert.equal(new Set(tids).size, 64, 'threads share tids');
+      assertThreadRecords(recs);
     });
 
     test('event names: runs of one name, names of one length, names that need escaping', async () => {
