@@ -226,6 +226,26 @@ describe('child sessions (subProcess)', { ...needs(PYTHON), concurrency: 2, time
     });
   });
 
+  test('terminating the parent while a child waits for its child session ends both without waiting it out', async () => {
+    const { program } = parentAndChild();
+    await Session.with(async (s) => {
+      let asked!: (pid: number) => void;
+      const child = new Promise<number>((resolve) => (asked = resolve));
+      s.serveReverseRequest('startDebugging', async (args: DebugProtocol.StartDebuggingRequestArguments) => {
+        asked((args.configuration as Record<string, any>).__spythonChild.pid);
+        return { success: true };
+      });
+      await s.launch(program.launchArgs(PYTHON, { subProcess: true }), {}, { supportsStartDebuggingRequest: true });
+      const pid = await child;
+      await s.dc.terminateRequest({});
+      await s.ended();
+      assert.ok(await processGone(pid), `process ${pid} is still there`);
+      // Not the 15 s attach timeout's fallback: the wait was given up.
+      assert.ok(!s.consoleLines().some((l) => l.includes('no child session attached')), s.consoleLines().join('\n'));
+      assert.doesNotMatch(s.text('stdout'), /child listed/);
+    });
+  });
+
   test('a child session that never sends configurationDone: after 10 s the child runs, with a notice', async () => {
     const { program } = parentAndChild();
     await Session.with(async (s) => {
