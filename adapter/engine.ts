@@ -156,6 +156,8 @@ export class Engine extends EventEmitter {
   recordCount = 0;
   /** Records shown in the Debug Console. */
   shownCount = 0;
+  /** Processes handed to child sessions (their records are counted there). */
+  childSessionCount = 0;
   /** The session's JSONL copy of every record. */
   runLog: string | undefined;
 
@@ -564,6 +566,7 @@ export class Engine extends EventEmitter {
         this.finishIfOver();
       });
       handedOver.start(hello, connection.handOff());
+      this.childSessionCount++;
       this.emit('childSession', handedOver.target);
       // The connection is the child session's now: this welcome is never sent.
       return {};

@@ -110,6 +110,7 @@ describe('child sessions (subProcess)', { ...needs(PYTHON), concurrency: 2, time
           await s.ended();
           assert.equal(s.exitCode, 0);
           assert.match(s.text('stdout'), /child listed \d+\nchild status 0\n/);
+          assert.match(s.consoleLines().at(-1)!, /; 1 process in child sessions; every record: /);
           await child.close();
         });
       } finally {
