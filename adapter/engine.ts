@@ -160,6 +160,8 @@ export class Engine extends EventEmitter {
   recordCount = 0;
   /** Records shown in the Debug Console. */
   shownCount = 0;
+  /** Processes handed to child sessions (their records are counted there). */
+  childSessionCount = 0;
   /** The session's JSONL copy of every record. */
   runLog: string | undefined;
 
@@ -183,7 +185,7 @@ export class Engine extends EventEmitter {
   /** The process the session launched (the first to connect); the others were forked by it. */
   private main: LauncherProcess | undefined;
   private readonly processes = new Set<LauncherProcess>();
-  /** Processes shown in child sessions, their channels relayed. */
+  /** Processes shown in child sessions (their channels relayed), or being offered one. */
   private readonly relays = new Set<ChildRelay>();
   /** Processes being offered a child session. */
   private offers = 0;
@@ -197,6 +199,7 @@ export class Engine extends EventEmitter {
   private readonly started = new Deferred<void>();
   private readonly ended = new Deferred<void>();
   private launched = false;
+  private terminating = false;
   private finishing = false;
   private exitCode: number | undefined;
   private mainExited = false;
@@ -393,7 +396,10 @@ export class Engine extends EventEmitter {
   /** Ends the program and everything it started (SIGTERM, then SIGKILL); resolves when all is over. */
   async terminate(): Promise<void> {
     if (!this.launched) return;
+    this.terminating = true;
     this.signal('SIGTERM');
+    // Children still waiting for a child session wait no more.
+    for (const relay of this.relays) if (!relay.relaying) void relay.close();
     const timer = setTimeout(() => this.signal('SIGKILL'), KILL_GRACE_MS);
     await this.ended.promise;
     clearTimeout(timer);
@@ -582,11 +588,12 @@ export class Engine extends EventEmitter {
     let relay: ChildRelay | undefined;
     try {
       relay = await ChildRelay.create(hello);
+      // Counted from now on: terminate() signals its process and closes it, which ends the wait.
+      this.relays.add(relay);
       const attached = relay.attached(CHILD_ATTACH_MS);
       const answered = this.options.startChildSession!(relay.target);
       await Promise.race([attached, answered.then(() => attached)]);
       const handedOver = relay;
-      this.relays.add(handedOver);
       handedOver.once('end', () => {
         this.relays.delete(handedOver);
         void handedOver.close();
@@ -594,13 +601,19 @@ export class Engine extends EventEmitter {
         this.finishIfOver();
       });
       handedOver.start(hello, connection.handOff());
+      this.childSessionCount++;
       this.emit('childSession', handedOver.target);
       // The connection is the child session's now: this welcome is never sent.
       return {};
     } catch (err) {
-      void relay?.close();
+      if (relay) {
+        this.relays.delete(relay);
+        void relay.close();
+      }
       if (this.finishing) throw new Error('the session is over');
-      this.emit('notice', `Process ${hello.pid} (child of ${hello.ppid}) is shown in this session: ${(err as Error).message}.`);
+      if (!this.terminating) {
+        this.emit('notice', `Process ${hello.pid} (child of ${hello.ppid}) is shown in this session: ${(err as Error).message}.`);
+      }
       this.adopt(hello, connection, false);
       return this.welcomeConfig(false);
     } finally {

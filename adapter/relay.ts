@@ -38,6 +38,8 @@ export class ChildRelay extends EventEmitter {
   private launcher: Duplex | undefined;
   private closing: Promise<void> | undefined;
   private ended = false;
+  /** Fails a pending `attached()` when the relay is closed first. */
+  private abandon: ((err: Error) => void) | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -75,10 +77,14 @@ export class ChildRelay extends EventEmitter {
    */
   attached(timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        this.abandon = undefined;
         this.server.off('connection', onConnection);
-        reject(new Error(`no child session attached within ${timeoutMs / 1000} s`));
-      }, timeoutMs);
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new Error(`no child session attached within ${timeoutMs / 1000} s`)), timeoutMs);
+      this.abandon = fail;
       const onConnection = (socket: net.Socket) => {
         readAttachLine(socket).then((token) => {
           if (this.peer || !tokenMatches(token, this.target.token)) {
@@ -86,6 +92,7 @@ export class ChildRelay extends EventEmitter {
             return;
           }
           clearTimeout(timer);
+          this.abandon = undefined;
           this.server.off('connection', onConnection);
           this.peer = socket;
           // Nobody else gets in: the socket file goes, the listener closes.
@@ -129,6 +136,11 @@ export class ChildRelay extends EventEmitter {
     launcher.socket.resume();
   }
 
+  /** True once copying has started (a child session is reading the process). */
+  get relaying(): boolean {
+    return this.launcher !== undefined;
+  }
+
   /** The pid of the process relayed. */
   get pid(): number {
     return this.target.pid;
@@ -137,6 +149,7 @@ export class ChildRelay extends EventEmitter {
   /** Closes both sides and removes the directory. Idempotent. */
   close(): Promise<void> {
     if (!this.closing) {
+      this.abandon?.(new Error('the session ended'));
       this.peer?.destroy();
       this.launcher?.destroy();
       this.closing = new Promise<void>((resolve) => {

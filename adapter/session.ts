@@ -460,7 +460,10 @@ function heldBackLine(heldBack: HeldBack, breakpoints: BreakpointRegistry): stri
   return `… ${count} more messages from the logpoint${on}`;
 }
 
-/** 'Audit events: 1,234 (120 shown here); most frequent: open 500, import 300…; every record: FILE'. */
+/**
+ * 'Audit events: 1,234 (120 shown here); most frequent: open 500, import 300…; 2 processes in child
+ * sessions; every record: FILE'.
+ */
 function closingSummary(engine: Engine): string {
   const n = (value: number) => value.toLocaleString('en-US');
   const top = [...engine.eventCounts]
@@ -469,5 +472,7 @@ function closingSummary(engine: Engine): string {
     .map(([name, count]) => `${name} ${n(count)}`);
   const frequent = top.length > 0 ? `; most frequent: ${top.join(', ')}` : '';
   const log = engine.runLog ? `; every record: ${engine.runLog}` : '';
-  return `Audit events: ${n(engine.recordCount)} (${n(engine.shownCount)} shown here)${frequent}${log}`;
+  const children = engine.childSessionCount;
+  const elsewhere = children > 0 ? `; ${n(children)} process${children === 1 ? '' : 'es'} in child sessions` : '';
+  return `Audit events: ${n(engine.recordCount)} (${n(engine.shownCount)} shown here)${frequent}${elsewhere}${log}`;
 }

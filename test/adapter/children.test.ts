@@ -113,6 +113,7 @@ describe('child sessions (subProcess)', { ...needs(PYTHON), concurrency: 2, time
           await s.ended();
           assert.equal(s.exitCode, 0);
           assert.match(s.text('stdout'), /child listed \d+\nchild status 0\n/);
+          assert.match(s.consoleLines().at(-1)!, /; 1 process in child sessions; every record: /);
           await child.close();
         });
       } finally {
@@ -226,6 +227,26 @@ describe('child sessions (subProcess)', { ...needs(PYTHON), concurrency: 2, time
         s.consoleLines().join('\n'),
       );
       assert.match(s.text('stdout'), /child listed \d+\nchild status 0\n/);
+    });
+  });
+
+  test('terminating the parent while a child waits for its child session ends both without waiting it out', async () => {
+    const { program } = parentAndChild();
+    await Session.with(async (s) => {
+      let asked!: (pid: number) => void;
+      const child = new Promise<number>((resolve) => (asked = resolve));
+      s.serveReverseRequest('startDebugging', async (args: DebugProtocol.StartDebuggingRequestArguments) => {
+        asked((args.configuration as Record<string, any>).__spythonChild.pid);
+        return { success: true };
+      });
+      await s.launch(program.launchArgs(PYTHON, { subProcess: true }), {}, { supportsStartDebuggingRequest: true });
+      const pid = await child;
+      await s.dc.terminateRequest({});
+      await s.ended();
+      assert.ok(await processGone(pid), `process ${pid} is still there`);
+      // Not the 15 s attach timeout's fallback: the wait was given up.
+      assert.ok(!s.consoleLines().some((l) => l.includes('no child session attached')), s.consoleLines().join('\n'));
+      assert.doesNotMatch(s.text('stdout'), /child listed/);
     });
   });
 

@@ -333,6 +333,9 @@ export class AdapterServer {
       });
     });
     const child = spawn(process.execPath, [ADAPTER, `--server=${port}`], { env: ADAPTER_ENV, stdio: 'ignore' });
+    // Should a test time out (DebugClient waits without limit in server mode), nothing stays behind.
+    child.unref();
+    process.once('exit', () => child.kill());
     const deadline = Date.now() + WAIT_MS;
     for (;;) {
       const listening = await new Promise<boolean>((resolve) => {

@@ -5,11 +5,9 @@
 
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import { DebugClient } from '@vscode/debugadapter-testsupport';
-import { ADAPTER, needs, NOT_BUILT, processGone, Program, pythonFor, Session, TARGETS, TEST_TIMEOUT_MS } from './common';
+import { ADAPTER, AdapterServer, needs, NOT_BUILT, processGone, Program, pythonFor, Session, TARGETS, TEST_TIMEOUT_MS } from './common';
 
 after(() => Session.closeAll());
 
@@ -87,20 +85,16 @@ for (const { label, python } of TARGETS) {
 
 describe('the adapter as a server', NOT_BUILT, () => {
   test('--server=PORT serves DAP on that port', { ...needs(newest), timeout: 60_000 }, async () => {
-    const port = await freePort();
-    const adapter = spawn(process.execPath, [ADAPTER, `--server=${port}`], { stdio: 'ignore' });
-    // Should the test time out (DebugClient waits without limit in server mode), nothing stays behind.
-    adapter.unref();
-    process.once('exit', () => adapter.kill());
+    const server = await AdapterServer.start();
     try {
-      await listening(port);
       const dc = new DebugClient('node', ADAPTER, 'spython');
-      await dc.start(port);
+      await dc.start(server.port);
       try {
         const program = new Program('print("served")\n');
         const ended = dc.waitForEvent('terminated');
         const output: string[] = [];
-        dc.on('output', (e) => output.push(e.body.output));
+        // Only the program's stdout: unbuffered, "served" and its newline may arrive with event lines between.
+        dc.on('output', (e) => e.body.category === 'stdout' && output.push(e.body.output));
         await Promise.all([dc.configurationSequence(), dc.launch(program.launchArgs(newest))]);
         await ended;
         assert.ok(output.join('').includes('served\n'));
@@ -108,7 +102,7 @@ describe('the adapter as a server', NOT_BUILT, () => {
         await dc.stop();
       }
     } finally {
-      adapter.kill();
+      server.stop();
     }
   });
 });
@@ -122,32 +116,5 @@ async function launchOnce(args: Record<string, unknown>): Promise<string> {
       return (err as Error).message;
     }
     assert.fail('the launch succeeded');
-  });
-}
-
-/** Resolves once something accepts connections on the port (tried every 50 ms for 10 s). */
-async function listening(port: number): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    const accepted = await new Promise<boolean>((resolve) => {
-      const probe = net.connect(port, '127.0.0.1', () => {
-        probe.end();
-        resolve(true);
-      });
-      probe.on('error', () => resolve(false));
-    });
-    if (accepted) return;
-    if (attempt === 200) throw new Error(`nothing listens on port ${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => (port >= 1000 ? resolve(port) : freePort().then(resolve, reject)));
-    });
-    server.on('error', reject);
   });
 }
