@@ -100,6 +100,9 @@ export class SessionManager implements vscode.DebugAdapterDescriptorFactory, vsc
       vscode.debug.onDidStartDebugSession((s) => {
         if (s.type !== DEBUG_TYPE) return;
         this.track(s);
+        // A child session (subProcess) joins its program's run: the views stay on the program's
+        // session until the user focuses the child.
+        if (s.parentSession?.type === DEBUG_TYPE) return;
         this.currentId = s.id;
         this.verifyDiagnostics.clear();
         this.changed();
