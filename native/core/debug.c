@@ -370,10 +370,44 @@ apply(const char *json, size_t len)
     return NULL;
 }
 
+/* A fork must not copy the lock held: the reader thread takes it for a
+ * breakpoint update at any moment, and a forked child reconfigures its
+ * breakpoints under it (spy_debug_configure from its own welcome). */
+static void
+lock_before_fork(void)
+{
+    pthread_mutex_lock(&D.lock);
+}
+
+static void
+unlock_after_fork_parent(void)
+{
+    pthread_mutex_unlock(&D.lock);
+}
+
+static void
+reset_after_fork_child(void)
+{
+    pthread_mutex_unlock(&D.lock);
+    /* No thread of the parent waits on it here. */
+    pthread_cond_init(&D.changed, NULL);
+}
+
+static void
+register_fork_handlers(void)
+{
+    pthread_atfork(lock_before_fork, unlock_after_fork_parent,
+                   reset_after_fork_child);
+}
+
 int
 spy_debug_configure(const char *json, size_t len, char *err, size_t err_size)
 {
-    const char *error = apply(json, len);
+    static pthread_once_t fork_handlers = PTHREAD_ONCE_INIT;
+    const char *error;
+
+    pthread_once(&fork_handlers, register_fork_handlers);
+    error = apply(json, len);
 
     if (error != NULL) {
         snprintf(err, err_size, "%s", error);
