@@ -507,25 +507,31 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(path)
 os.chmod(path, 0o666)
 got = []
-def finish(*_):
-    s.setblocking(False)
-    while True:
-        try:
-            got.append(s.recv(1 << 20))
-        except BlockingIOError:
-            break
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-    sys.stdout.write(json.dumps([base64.b64encode(g).decode() for g in got]) + "\\n")
-    sys.stdout.flush()
-    os._exit(0)
-signal.signal(signal.SIGTERM, finish)
+# The handler only says stop: run between recv() returning a datagram and its append, one that
+# drained and exited itself lost that datagram (seen under load).
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+s.settimeout(0.05)
 sys.stdout.write("ready\\n")
 sys.stdout.flush()
+while not stopping:
+    try:
+        got.append(s.recv(1 << 20))
+    except socket.timeout:
+        pass
+s.setblocking(False)
 while True:
-    got.append(s.recv(1 << 20))
+    try:
+        got.append(s.recv(1 << 20))
+    except BlockingIOError:
+        break
+try:
+    os.unlink(path)
+except OSError:
+    pass
+sys.stdout.write(json.dumps([base64.b64encode(g).decode() for g in got]) + "\\n")
+sys.stdout.flush()
+os._exit(0)
 `;
 
 /** Whether a mount command works here (root in a namespace that allows it). */
