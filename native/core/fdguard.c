@@ -31,14 +31,16 @@ refuse(int call, int fd)
 int
 spy_fdguard_take_report(char *out, size_t out_size)
 {
-    unsigned int taken = __atomic_exchange_n(&refused_calls, 0,
-                                             __ATOMIC_SEQ_CST);
-    const char *what = spy_stream_fd_name(refused_fd);
+    unsigned int taken;
+    const char *what;
     size_t len = 0;
 
-    if (taken == 0) {
+    /* Every event asks: a plain read first, the exchange only when set. */
+    if (__atomic_load_n(&refused_calls, __ATOMIC_RELAXED) == 0) {
         return 0;
     }
+    taken = __atomic_exchange_n(&refused_calls, 0, __ATOMIC_SEQ_CST);
+    what = spy_stream_fd_name(refused_fd);
     out[0] = '\0';
     for (size_t i = 0; i < sizeof(calls) / sizeof(*calls); i++) {
         if ((taken & (1U << i)) && len < out_size) {
