@@ -23,14 +23,15 @@ static struct hook_entry *entry;
 static spy_audit_hook_fn watched_hook;
 static volatile int stopped;
 
-/* Where in _PyRuntime the list's head points at `wanted`, or NULL. */
+/* Where in _PyRuntime the list's head points at `wanted`, or NULL (also
+ * when two words do: which one is the head would be a guess). */
 static struct hook_entry *volatile *
 find_head_slot(const struct hook_entry *wanted)
 {
     void *runtime = dlsym(RTLD_DEFAULT, "_PyRuntime");
     Dl_info info;
     const ElfW(Sym) *symbol = NULL;
-    uintptr_t *word, *end;
+    uintptr_t *word, *end, *found = NULL;
 
     if (runtime == NULL
         || dladdr1(runtime, &info, (void **)&symbol, RTLD_DL_SYMENT) == 0
@@ -41,10 +42,13 @@ find_head_slot(const struct hook_entry *wanted)
     end = (uintptr_t *)((char *)runtime + symbol->st_size);
     for (; word < end; word++) {
         if (*word == (uintptr_t)wanted) {
-            return (struct hook_entry *volatile *)word;
+            if (found != NULL) {
+                return NULL;
+            }
+            found = word;
         }
     }
-    return NULL;
+    return (struct hook_entry *volatile *)found;
 }
 
 static void
