@@ -79,9 +79,13 @@ restore_namespace(PyObject *ns)
             spy_py.PyDict_SetItem(ns, pristine[i].key, pristine[i].value);
         }
     }
-    /* A name of its own would shadow a builtin the agent uses. */
+    /* A name of its own would shadow a builtin the agent uses (CPython's
+     * own dunders, such as __warningregistry__, would not). */
     while (spy_py.PyDict_Next(ns, &pos, &key, &value)) {
-        int known = is_current_stop(key);
+        Py_ssize_t n;
+        const char *text = spy_py.PyUnicode_AsUTF8AndSize(key, &n);
+        int known = is_current_stop(key)
+                    || (text != NULL && strncmp(text, "__", 2) == 0);
 
         for (int i = 0; i < pristine_count && !known; i++) {
             known = pristine[i].key == key;

@@ -31,14 +31,16 @@ refuse(int call, int fd)
 int
 spy_fdguard_take_report(char *out, size_t out_size)
 {
-    unsigned int taken = __atomic_exchange_n(&refused_calls, 0,
-                                             __ATOMIC_SEQ_CST);
-    const char *what = spy_stream_fd_name(refused_fd);
+    unsigned int taken;
+    const char *what;
     size_t len = 0;
 
-    if (taken == 0) {
+    /* Every event asks: a plain read first, the exchange only when set. */
+    if (__atomic_load_n(&refused_calls, __ATOMIC_RELAXED) == 0) {
         return 0;
     }
+    taken = __atomic_exchange_n(&refused_calls, 0, __ATOMIC_SEQ_CST);
+    what = spy_stream_fd_name(refused_fd);
     out[0] = '\0';
     for (size_t i = 0; i < sizeof(calls) / sizeof(*calls); i++) {
         if ((taken & (1U << i)) && len < out_size) {
@@ -66,16 +68,22 @@ close(int fd)
     return (int)syscall(SYS_close, fd);
 }
 
-/* Fails: the program must not believe fd now holds its own file. */
-__attribute__((visibility("default"))) int
-dup3(int oldfd, int newfd, int flags)
+/* Fails: the program must not believe newfd now holds its own file. */
+static int
+replace_fd(int call, int oldfd, int newfd, int flags)
 {
     if (spy_stream_fd_name(newfd) != NULL) {
-        refuse(flags == -1 ? CALL_DUP2 : CALL_DUP3, newfd);
+        refuse(call, newfd);
         errno = EBUSY;
         return -1;
     }
-    return (int)syscall(SYS_dup3, oldfd, newfd, flags == -1 ? 0 : flags);
+    return (int)syscall(SYS_dup3, oldfd, newfd, flags);
+}
+
+__attribute__((visibility("default"))) int
+dup3(int oldfd, int newfd, int flags)
+{
+    return replace_fd(CALL_DUP3, oldfd, newfd, flags);
 }
 
 __attribute__((visibility("default"))) int
@@ -84,7 +92,7 @@ dup2(int oldfd, int newfd)
     if (oldfd == newfd) {
         return fcntl(oldfd, F_GETFD) < 0 ? -1 : newfd;
     }
-    return dup3(oldfd, newfd, -1);  /* -1: named dup2 in a report */
+    return replace_fd(CALL_DUP2, oldfd, newfd, 0);
 }
 
 /* Closes the range but for the stream's descriptors in it. */
@@ -112,6 +120,6 @@ close_range(unsigned int first, unsigned int last, int flags)
         }
         from = fd + 1;
     }
-    return from > last || from == 0
-           ? 0 : (int)syscall(SYS_close_range, from, last, flags);
+    /* (A descriptor is below 2**31: from never wraps.) */
+    return from > last ? 0 : (int)syscall(SYS_close_range, from, last, flags);
 }

@@ -5,6 +5,7 @@
 #include "children.h"
 #include "debug.h"
 #include "guard.h"
+#include "hookwatch.h"
 #include "location.h"
 #include "names.h"
 #include "policy.h"
@@ -418,6 +419,9 @@ audit_hook(const char *event, PyObject *args, void *unused)
     if (event[0] == 'c' && strncmp(event, "cpython.run_", 12) == 0) {
         spy_children_program_starts();
     }
+    if (event[0] == 'c' && strcmp(event, "cpython._PySys_ClearAuditHooks") == 0) {
+        spy_hookwatch_stop();   /* CPython unhooks everything now */
+    }
     tamper = spy_guard_tamper_check();
     unaudited = spy_children_unaudited(event, args);
     spy_py.PyErr_Clear();
@@ -448,5 +452,5 @@ spy_hooks_install(const struct spy_hooks_config *requested)
     if (pthread_key_create(&scratch_key, free) != 0) {
         return -1;
     }
-    return spy_py.PySys_AddAuditHook(audit_hook, NULL) == 0 ? 0 : -1;
+    return spy_hookwatch_add(audit_hook) == 0 ? 0 : -1;
 }

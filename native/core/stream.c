@@ -42,6 +42,7 @@ static struct {
     int child_pending;              /* forked: reconnect, restart flusher */
     int closed;
     spy_stream_reconnect_fn reconnect;
+    void (*watch)(void);
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 volatile unsigned int spy_fork_generation;
@@ -199,6 +200,9 @@ flusher_main(void *unused)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     for (;;) {
         nanosleep(&interval, NULL);
+        if (S.watch != NULL) {
+            S.watch();
+        }
         lock_stream();
         if (S.closed) {
             unlock_stream();
@@ -306,6 +310,12 @@ void
 spy_stream_set_reconnect(spy_stream_reconnect_fn reconnect)
 {
     S.reconnect = reconnect;
+}
+
+void
+spy_stream_set_watch(void (*watch)(void))
+{
+    S.watch = watch;
 }
 
 static void

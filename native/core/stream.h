@@ -49,6 +49,10 @@ void spy_stream_flush_at_exit(void);
 typedef int (*spy_stream_reconnect_fn)(void);
 void spy_stream_set_reconnect(spy_stream_reconnect_fn reconnect);
 
+/* Has the flusher thread call `watch` before each of its flushes,
+ * without the stream's lock (hookwatch.c). */
+void spy_stream_set_watch(void (*watch)(void));
+
 /* Stops the flusher thread and flushes; the socket is shut down for
  * writing so the reader sees the end of the stream. */
 void spy_stream_close(void);

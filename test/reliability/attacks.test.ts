@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { needs, runCli } from '../cli/common';
-import { program, readReport, show, TARGETS } from './common';
+import { assertSeqPerProcess, program, readReport, show, TARGETS } from './common';
 
 async function audit(python: string, source: string, flags: string[] = []) {
   const { dir, file } = program(source);
@@ -28,6 +28,41 @@ const CTYPES_WRITE = [
   'except PermissionError as e:',
   '    print("refused:", e)',
   'print(target)',
+  '',
+].join('\n');
+
+/**
+ * The attack PEP 578 warns about, for real: find the launcher's entry in CPython's list of C audit
+ * hooks (a word of _PyRuntime pointing at an entry whose function lies in the launcher's code, read
+ * safely through /proc/self/mem) and clear the list's head with ctypes.memmove.
+ */
+const UNHOOK = [
+  'import ctypes, os, sys, time',
+  'runtime = ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "_PyRuntime"))',
+  'code = []',
+  'for line in open("/proc/self/maps"):',
+  '    parts = line.split()',
+  '    if len(parts) >= 6 and "x" in parts[1] and "spython" in os.path.basename(parts[5]):',
+  '        code.append([int(x, 16) for x in parts[0].split("-")])',
+  'mem = os.open("/proc/self/mem", os.O_RDONLY)',
+  'def words(address, n):',
+  '    try:',
+  '        data = os.pread(mem, 8 * n, address)',
+  '    except OSError:',
+  '        return []',
+  '    return [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data), 8)]',
+  'slot = None',
+  'for i, w in enumerate(words(runtime, 1 << 16)):',
+  '    entry = words(w, 3) if w and w % 8 == 0 else []',
+  '    if len(entry) == 3 and any(lo <= entry[1] < hi for lo, hi in code):',
+  '        slot = runtime + 8 * i',
+  '        break',
+  'print("found", slot is not None, flush=True)',
+  'sys.audit("spy.before")',
+  'ctypes.memmove(slot, ctypes.byref(ctypes.c_void_p(0)), 8)',
+  'for i in range(100): sys.audit("spy.after", i)',
+  'time.sleep(1)',
+  'print("went on unaudited")',
   '',
 ].join('\n');
 
@@ -71,6 +106,20 @@ for (const { label, python } of TARGETS) {
       assert.match(r.stdoutText, /^b'OVERWRITE!'$/m);
       // memmove raises no audit event of its own; ctypes.dlopen is the trace.
       assert.ok(records.some((rec) => rec.event === 'ctypes.dlopen'), 'no ctypes.dlopen record');
+    });
+
+    test("unhooking the launcher's hook by a ctypes write: reported as spython.tamper within 10 ms, the program stopped", async () => {
+      const { r, records } = await audit(python!, UNHOOK);
+      assert.equal(r.status, 125, show(r));
+      assert.equal(r.stdoutText, 'found True\n');
+      assert.match(r.stderrText, /spython: the program removed the launcher's audit hook; stopping the program/);
+      const tamper = records.filter((rec) => rec.event === 'spython.tamper');
+      assert.equal(tamper.length, 1, show(r));
+      assert.match(String(tamper[0].args[0]), /^the launcher's audit hook was removed from CPython's hook list/);
+      assert.ok(records.some((rec) => rec.event === 'spy.before'));
+      // Unhooked, the events after it reach no hook: stopping the program is what is left to do.
+      assert.ok(!records.some((rec) => rec.event === 'spy.after'));
+      assertSeqPerProcess(records);
     });
 
     test('a gc.get_objects() walk is recorded, and refused by denyEvents gc.get_*', async () => {

@@ -74,19 +74,26 @@ export function assertCounter(records: Rec[], name: string, count: number): void
 export interface CliProcess {
   child: ChildProcess;
   stdout(): string;
+  /** Bytes the program wrote to stdout (all of them, even when not kept). */
+  stdoutBytes(): number;
   /** Resolves once a complete stdout line matches `pattern`, with the match. */
   line(pattern: RegExp): Promise<RegExpMatchArray>;
   done: Promise<RunResult>;
 }
 
-/** Starts `node dist/cli.js ARGS` (stdin closed); killed with SIGKILL after `timeoutMs`. */
-export function startCli(args: string[], timeoutMs = 120_000): CliProcess {
+/**
+ * Starts `node dist/cli.js ARGS` (stdin closed); killed with SIGKILL after `timeoutMs`. With
+ * `keepStdout` false, stdout is only counted (a flood of hundreds of MB).
+ */
+export function startCli(args: string[], timeoutMs = 120_000, keepStdout = true): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], { env: mergedEnv(cliEnv()), stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const watchers: Array<() => void> = [];
+  let outBytes = 0;
   child.stdout!.on('data', (chunk: Buffer) => {
-    out.push(chunk);
+    outBytes += chunk.length;
+    if (keepStdout) out.push(chunk);
     for (const w of watchers.splice(0)) w();
   });
   child.stderr!.on('data', (chunk: Buffer) => err.push(chunk));
@@ -115,7 +122,7 @@ export function startCli(args: string[], timeoutMs = 120_000): CliProcess {
       };
       check();
     });
-  return { child, stdout, line, done };
+  return { child, stdout, stdoutBytes: () => outBytes, line, done };
 }
 
 function mergedEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {

@@ -62,7 +62,7 @@ for (const { label, python } of TARGETS) {
         const cli = startCli(['run', '-q', '--no-summary', '--jsonl', report, '--python', python!, file]);
         if (ending.external) {
           const { to, signal, afterMs } = ending.external;
-          const ready = await cli.line(/^ready(?: (\d+))?$/m);
+          const ready = await cli.line(/^ready(?: (\d+))?\n/m);
           await new Promise((resolve) => setTimeout(resolve, afterMs));
           process.kill(to === 'cli' ? cli.child.pid! : Number(ready[1]), signal);
         }
