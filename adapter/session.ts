@@ -419,14 +419,18 @@ export class SPythonDebugSession extends DebugSession {
     this.sendErrorResponse(response, { id, format, showUser });
   }
 
+  /**
+   * Runs the launcher in the editor's terminal; resolves with the pid the editor reports (the launcher,
+   * or the shell it runs under), which roots the channel's peer check.
+   */
   private readonly startInTerminal: TerminalStarter = (request) =>
-    new Promise<void>((resolve, reject) => {
+    new Promise<number | undefined>((resolve, reject) => {
       this.runInTerminalRequest(
         { kind: request.kind, title: 'SPython Debug', cwd: request.cwd, args: request.args, env: request.env },
         RUN_IN_TERMINAL_TIMEOUT_MS,
-        (answer) =>
+        (answer: DebugProtocol.RunInTerminalResponse) =>
           answer.success
-            ? resolve()
+            ? resolve(answer.body?.processId ?? answer.body?.shellProcessId)
             : reject(new Error(`The editor could not run the program in a terminal: ${answer.message}`)),
       );
     });
