@@ -36,6 +36,29 @@ const PROMPT_LAUNCH_JSON = JSON.stringify(
   2,
 );
 
+/** subProcess: the program starts a child through sys.executable; the child raises its own event. */
+const PARENT = `import os, subprocess, sys
+HERE = os.path.dirname(os.path.abspath(__file__))
+status = subprocess.run([sys.executable, os.path.join(HERE, "child.py")]).returncode
+with open(os.path.join(HERE, "parent-done.txt"), "w") as f:
+    f.write("child exited %d" % status)
+`;
+const CHILD = `import os, sys
+sys.audit("demo.child", os.getpid())
+print("child done")
+`;
+
+const CHILD_LAUNCH_JSON = JSON.stringify(
+  {
+    version: '0.2.0',
+    configurations: [
+      { type: 'spython', request: 'launch', name: 'Sub-processes', program: '${workspaceFolder}/parent.py', subProcess: true },
+    ],
+  },
+  null,
+  2,
+);
+
 /** Generous: a noisy 2-core machine, a browser and a VS Code server on it. */
 const STEP_TIMEOUT = 10 * 60_000;
 
@@ -45,7 +68,7 @@ describe('the extension in VS Code (code-server)', { timeout: 60 * 60_000 }, () 
   let failed = false;
 
   before(async () => {
-    session = await startSession({ files: { 'net_demo.py': DEMO } });
+    session = await startSession({ files: { 'net_demo.py': DEMO, 'parent.py': PARENT, 'child.py': CHILD } });
     wb = new Workbench(session.page);
     await wb.ready();
   }, { timeout: 40 * 60_000 });
@@ -225,6 +248,44 @@ describe('the extension in VS Code (code-server)', { timeout: 60 * 60_000 }, () 
       await session.page.keyboard.press('Enter');
       // Only a new verification clears the Problems panel (stamping does not touch it).
       await waitUntil('Problems to be empty again', async () => !/would refuse/.test(await problems.innerText()), 90_000);
+    });
+  });
+  it('subProcess: the child runs in a child session of its own, where its event breakpoint stops it', { timeout: STEP_TIMEOUT }, async () => {
+    await step('08-child-session', async () => {
+      await wb.clearNotifications();
+      await wb.runCommand('Remove All Breakpoints');
+      await wb.runCommand('SPython: Add Audit Event Breakpoint…');
+      await session.page.locator('.quick-input-widget input').fill('demo.child');
+      const row = wb.quickPickRow('demo.child', true);
+      await row.waitFor({ state: 'visible' });
+      await row.click();
+      await session.page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+
+      fs.writeFileSync(path.join(session.workspace, '.vscode', 'launch.json'), CHILD_LAUNCH_JSON);
+      await wb.showRunAndDebug();
+      await wb.expandPane('Call Stack');
+      await waitUntil('the Sub-processes configuration to be picked up', async () =>
+        (await session.page.locator('.debug-pane .monaco-select-box, .start-debug-action-item .monaco-select-box, .debug-viewlet select').allInnerTexts()).some((t) =>
+          t.includes('Sub-processes'),
+        ),
+      60_000);
+      await wb.openFile('parent.py');
+      await wb.focusEditor();
+      await wb.pressKey('F5');
+      const callStack = wb.pane('Call Stack');
+      // The child's own session, under the program's, stopped on the child's event.
+      await waitUntil('the child session paused on demo.child', async () => {
+        const text = await callStack.innerText();
+        // (The workbench shows the state upper-cased.)
+        return /python-\d+ \(child of \d+\)/.test(text) && /paused on demo\.child/i.test(text);
+      }, 90_000);
+      await session.screenshot('08a-child-session-paused');
+      const frames = await callStack.locator('.monaco-list-row').allInnerTexts();
+      assert.ok(frames.some((t) => /child\.py/.test(t) && t.includes('2:1')), frames.join('\n'));
+      await wb.pressKey('F5');
+      const done = path.join(session.workspace, 'parent-done.txt');
+      await waitUntil('the program to finish after its child', async () => fs.existsSync(done) && fs.readFileSync(done, 'utf8') === 'child exited 0', 90_000);
+      await wb.waitForSessionEnd();
     });
   });
 });
