@@ -10,6 +10,7 @@
 #include "policy.h"
 #include "stream.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -53,6 +54,9 @@ install_signal_handlers(void)
         sigaction(fatal_signals[i], &action, NULL);
     }
 }
+
+/* Set once spy_session_start has run: exit() reports the status from then on. */
+static int session_started;
 
 static void
 flush_at_exit(void)
@@ -116,6 +120,7 @@ spy_session_start(const struct spy_session_options *options)
     char error[512];
     int log;
 
+    session_started = 1;
     install_signal_handlers();
     spy_location_use_cache(!options->free_threaded);
     for (const char *line = options->config; line != NULL && *line != '\0';) {
@@ -162,6 +167,23 @@ spy_session_start(const struct spy_session_options *options)
         spy_fatal("CPython refused to install the audit hook", NULL);
     }
     spy_codecheck_start();
+}
+
+/* libpython ends the process itself in places (Py_Exit calls exit()),
+ * never returning to main(): the launcher and the shim both define exit
+ * so the reader still learns the status. */
+__attribute__((visibility("default"))) void
+exit(int status)
+{
+    static int finishing;
+    void (*libc_exit)(int) = (void (*)(int))dlsym(RTLD_NEXT, "exit");
+
+    if (!finishing && session_started) {
+        finishing = 1;
+        spy_session_finish(status, 1);
+    }
+    libc_exit(status);
+    __builtin_unreachable();
 }
 
 void

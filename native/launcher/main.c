@@ -362,23 +362,6 @@ run_preloaded(const struct options *o, const struct spy_interp *interp,
     die("cannot run %s: %s", interp->executable, strerror(errno));
 }
 
-/* libpython ends the process itself on sys.exit() (Py_Exit calls
- * exit()), never returning to main(): the launcher exports its own exit so
- * the reader still learns the status.  Only the dlopen mode sees it. */
-void
-exit(int status)
-{
-    static int finishing;
-    void (*libc_exit)(int) = (void (*)(int))dlsym(RTLD_NEXT, "exit");
-
-    if (!finishing && spy_py.Py_BytesMain != NULL) {
-        finishing = 1;
-        spy_session_finish(status, 1);
-    }
-    libc_exit(status);
-    __builtin_unreachable();
-}
-
 static int
 run_loaded(const struct options *o, const struct spy_interp *interp,
            int pargc, char **pargv, char **argv, const char *entry)

@@ -28,6 +28,41 @@ finish_at_exit(void)
     spy_session_finish(0, 0);
 }
 
+typedef int (*main_function)(int, char **, char **);
+static main_function interpreter_main;
+static int started;
+
+/* The interpreter's main() with its status reported: returning from main
+ * ends the process through libc's own exit, which no preloaded exit()
+ * sees. */
+static int
+reporting_main(int argc, char **argv, char **envp)
+{
+    int status = interpreter_main(argc, argv, envp);
+
+    spy_session_finish(status, 1);
+    return status;
+}
+
+/* glibc's entry calls this with the program's main: when the shim runs
+ * the session, it passes reporting_main instead. */
+__attribute__((visibility("default"))) int
+__libc_start_main(main_function main, int argc, char **argv,
+                  void (*init)(void), void (*fini)(void),
+                  void (*rtld_fini)(void), void *stack_end)
+{
+    int (*libc_start_main)(main_function, int, char **, void (*)(void),
+                           void (*)(void), void (*)(void), void *)
+        = dlsym(RTLD_NEXT, "__libc_start_main");
+
+    if (started) {
+        interpreter_main = main;
+        main = reporting_main;
+    }
+    return libc_start_main(main, argc, argv, init, fini, rtld_fini,
+                           stack_end);
+}
+
 __attribute__((constructor)) static void
 spy_preload_start(void)
 {
@@ -75,5 +110,6 @@ spy_preload_start(void)
         entry[0] != '\0' ? entry : NULL,
     };
     spy_session_start(&session);
+    started = 1;
     atexit(finish_at_exit);
 }

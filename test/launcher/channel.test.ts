@@ -242,11 +242,6 @@ for (const target of channelTargets()) {
 
     test("the 'exit' control message carries the status on normal exit", () => {
       const exits = conn.controls.filter((c) => c.type === 'exit');
-      if (target.mode === 'preload') {
-        // docs/protocol.md: absent in preload mode (the reader takes the status from the process).
-        assert.equal(exits.length, 0, `exit messages in preload mode: ${JSON.stringify(exits)}`);
-        return;
-      }
       assert.equal(exits.length, 1, `exit messages: ${JSON.stringify(conn.controls)}`);
       assert.equal(exits[0].status, 0);
       assert.equal(conn.exitStatus, 0);
@@ -290,7 +285,7 @@ for (const target of channelTargets()) {
         check('exit control message', () =>
           assert.equal(
             c?.exitStatus,
-            target.mode === 'preload' ? undefined : ending.exitMessage,
+            ending.exitMessage,
             JSON.stringify(c?.controls.filter((m) => m.type === 'exit')),
           ),
         );
@@ -376,7 +371,7 @@ for (const target of channelTargets()) {
         ['before', 'after'],
       );
       for (const r of parentRecs) assert.equal(r.pid, parentPid);
-      assert.equal(parent.exitStatus, target.mode === 'preload' ? undefined : 0);
+      assert.equal(parent.exitStatus, 0);
       assert.equal(child.exitStatus, undefined, 'os._exit in the child: no exit message');
     });
 

@@ -175,7 +175,7 @@ for (const target of channelTargets()) {
       assert.equal(run.result.stdoutText, 'done\n', describeResult(run.result));
       assert.equal(run.result.stderrText, '', describeResult(run.result));
       assert.equal(run.result.status, 0, describeResult(run.result));
-      assert.equal(run.connections[0]?.exitStatus, target.mode === 'preload' ? undefined : 0, 'exit control message');
+      assert.equal(run.connections[0]?.exitStatus, 0, 'exit control message');
     });
 
     test('every record is valid JSON, valid UTF-8, and under 64 KiB', () => {
