@@ -101,6 +101,18 @@ export interface ChannelServerOptions {
   checkPeer?: PeerCheck;
 }
 
+/**
+ * Takes a connection's event records in place of its 'record' events (see `setRecordSink`): no event
+ * and no Buffer per record, for readers of millions of them.
+ */
+export interface RecordSink {
+  /**
+   * One event record named `name`: bytes `start` to `end` of `chunk`, its newline excluded. The chunk
+   * is never modified: views into it may be kept as long as needed.
+   */
+  record(name: string, chunk: Buffer, start: number, end: number): void;
+}
+
 export interface ChannelEnv {
   SPYTHON_CHANNEL: string;
   SPYTHON_TOKEN: string;
@@ -183,6 +195,7 @@ export class ChannelConnection extends EventEmitter {
   private closingOnPurpose = false;
   private nextPingId = 1;
   private readonly pings = new Map<number, (msg: PongMessage) => void>();
+  private sink: RecordSink | undefined;
 
   /**
    * @param socket the accepted socket (any Duplex works, which is what the unit tests use)
@@ -245,6 +258,11 @@ export class ChannelConnection extends EventEmitter {
       this.once('end', onEnd);
       this.send({ type: 'ping', id });
     });
+  }
+
+  /** Event records go to `sink` from now on, not to 'record' listeners (undefined: back to them). */
+  setRecordSink(sink: RecordSink | undefined): void {
+    this.sink = sink;
   }
 
   /** Stops reading (the launcher blocks once the socket buffers fill). Lines of a chunk already
@@ -340,7 +358,7 @@ export class ChannelConnection extends EventEmitter {
     while (nl >= 0) {
       if (nl - start > MAX_LINE_BYTES) {
         this.oversized(nl - start);
-      } else {
+      } else if (this.sink === undefined || !this.sinkRecord(chunk, start, nl)) {
         this.handleLine(chunk.subarray(start, nl));
       }
       start = nl + 1;
@@ -378,17 +396,31 @@ export class ChannelConnection extends EventEmitter {
     else this.protocolError(what);
   }
 
+  /**
+   * Hands an event record from `start` to `end` of `chunk` to the sink without cutting it out; false
+   * when it is not one (a control message, or not open yet): handleLine takes it then.
+   */
+  private sinkRecord(chunk: Buffer, start: number, end: number): boolean {
+    if (this.state !== 'open' || !startsWith(chunk, EVENT_PREFIX, start, end)) return false;
+    const name = this.eventName(chunk, start, end);
+    if (name === undefined) return false;
+    this.records++;
+    this.sink!.record(name, chunk, start, end);
+    return true;
+  }
+
   private handleLine(line: Buffer): void {
     if (this.state === 'open') {
       // Hot path: an event record is recognised and named without parsing it.
       if (startsWith(line, EVENT_PREFIX)) {
-        const name = this.eventName(line);
+        const name = this.eventName(line, 0, line.length);
         if (name === undefined) {
           this.protocolError(`event record without a closing quote after its name: ${excerpt(line)}`);
           return;
         }
         this.records++;
-        this.emit('record', name, line);
+        if (this.sink !== undefined) this.sink.record(name, line, 0, line.length);
+        else this.emit('record', name, line);
         return;
       }
       if (startsWith(line, CONTROL_PREFIX)) {
@@ -408,17 +440,18 @@ export class ChannelConnection extends EventEmitter {
    * name's string is reused when the bytes are the same (a loop: cheaper than decoding, or than a
    * native indexOf, for names this short).
    */
-  private eventName(line: Buffer): string | undefined {
+  private eventName(chunk: Buffer, start: number, end: number): string | undefined {
     const last = this.lastNameBytes;
-    let end = EVENT_NAME_OFFSET;
+    const first = start + EVENT_NAME_OFFSET;
+    let quote = first;
     let same = true;
-    for (; end < line.length && line[end] !== QUOTE; end++) {
-      if (same && line[end] !== last[end - EVENT_NAME_OFFSET]) same = false;
+    for (; quote < end && chunk[quote] !== QUOTE; quote++) {
+      if (same && chunk[quote] !== last[quote - first]) same = false;
     }
-    if (end === line.length) return undefined;
-    if (same && end - EVENT_NAME_OFFSET === last.length) return this.lastName;
-    this.lastNameBytes = Buffer.from(line.subarray(EVENT_NAME_OFFSET, end));
-    this.lastName = line.toString('utf8', EVENT_NAME_OFFSET, end);
+    if (quote === end) return undefined;
+    if (same && quote - first === last.length) return this.lastName;
+    this.lastNameBytes = Buffer.from(chunk.subarray(first, quote));
+    this.lastName = chunk.toString('utf8', first, quote);
     return this.lastName;
   }
 
@@ -734,19 +767,26 @@ export class JsonlWriter extends EventEmitter {
 
   /** Queues one line (without its newline). Returns false when the caller should wait for 'drain'. */
   write(line: Buffer): boolean {
+    return this.writeRange(line, 0, line.length);
+  }
+
+  /** Queues bytes `start` to `end` of `chunk` as one line (its newline excluded); as `write`. */
+  writeRange(chunk: Buffer, start: number, end: number): boolean {
     if (this.error || this.closing) return false;
     this.lines++;
     // Lines cut from one received chunk lie one newline apart: they are kept as one run of bytes
     // instead of a piece and a newline each.
     const run = this.run;
-    if (run !== undefined && line.byteOffset - run.byteOffset === this.runLength + 1 && run[this.runLength] === NL && line.buffer === run.buffer) {
-      this.runLength += 1 + line.length;
+    const offset = chunk.byteOffset + start;
+    const length = end - start;
+    if (run !== undefined && offset - run.byteOffset === this.runLength + 1 && run[this.runLength] === NL && chunk.buffer === run.buffer) {
+      this.runLength += 1 + length;
     } else {
       this.endRun();
-      this.run = Buffer.from(line.buffer, line.byteOffset, line.buffer.byteLength - line.byteOffset);
-      this.runLength = line.length;
+      this.run = Buffer.from(chunk.buffer, offset, chunk.buffer.byteLength - offset);
+      this.runLength = length;
     }
-    this.batchLength += line.length + 1;
+    this.batchLength += length + 1;
     if (this.batchLength >= this.batchBytes) this.flushBatch();
     else if (!this.scheduled) {
       this.scheduled = true;
@@ -838,10 +878,11 @@ export class JsonlWriter extends EventEmitter {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-function startsWith(line: Buffer, prefix: Buffer): boolean {
+/** Whether bytes `start` to `end` of `buffer` (by default, all of it) begin with `prefix`. */
+function startsWith(buffer: Buffer, prefix: Buffer, start = 0, end = buffer.length): boolean {
   const n = prefix.length;
-  if (line.length < n) return false;
-  for (let i = 0; i < n; i++) if (line[i] !== prefix[i]) return false;
+  if (end - start < n) return false;
+  for (let i = 0; i < n; i++) if (buffer[start + i] !== prefix[i]) return false;
   return true;
 }
 

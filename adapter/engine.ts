@@ -627,7 +627,7 @@ export class Engine extends EventEmitter {
     if (isMain) this.main = launcherProcess;
     this.processes.add(launcherProcess);
     connection.socket.prependListener('data', () => (this.chunkArrived = performance.now()));
-    connection.on('record', (name, line) => this.onRecord(launcherProcess, name, line));
+    connection.setRecordSink({ record: (name, chunk, start, end) => this.onRecord(launcherProcess, name, chunk, start, end) });
     connection.on('control', (msg) => this.onControl(launcherProcess, msg));
     connection.on('protocolError', (description) =>
       this.emit('notice', `Channel trouble with process ${hello.pid}: ${description}`),
@@ -636,15 +636,16 @@ export class Engine extends EventEmitter {
     if (this.readingPaused) connection.pause();
   }
 
-  private onRecord(launcherProcess: LauncherProcess, name: string, line: Buffer): void {
+  /** One event record: bytes `start` to `end` of a received chunk. */
+  private onRecord(launcherProcess: LauncherProcess, name: string, chunk: Buffer, start: number, end: number): void {
     this.recordCount++;
     this.eventCounts.set(name, (this.eventCounts.get(name) ?? 0) + 1);
-    if (this.writer && !this.writer.write(line) && !this.readingPaused) this.pauseReading(this.writer);
+    if (this.writer && !this.writer.writeRange(chunk, start, end) && !this.readingPaused) this.pauseReading(this.writer);
 
     // Most records are counted, logged and held back by flood control: they are never parsed in full.
     let record: ReceivedRecord;
     try {
-      record = launcherProcess.reader.read(name, line);
+      record = launcherProcess.reader.read(name, chunk, start, end);
     } catch (err) {
       this.emit('notice', `Process ${launcherProcess.pid} sent a malformed ${name} record: ${(err as Error).message}`);
       return;

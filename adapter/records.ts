@@ -54,6 +54,9 @@ const FILE_KEY = Buffer.from(',"file":"');
 const AFTER_FILE = Buffer.from('","line":');
 const ARGS_KEY = Buffer.from(',"args":');
 const TID_KEY = Buffer.from(',"tid":');
+/** `,"seq":` and `,"ts":`, skipped rather than scanned. */
+const SEQ_KEY_BYTES = ',"seq":'.length;
+const TS_KEY_BYTES = ',"ts":'.length;
 /** After `{"event":"`: where the name starts. */
 const NAME_OFFSET = 10;
 
@@ -64,15 +67,24 @@ const NAME_OFFSET = 10;
  */
 export class ReceivedRecord {
   private parsed: AuditRecord | undefined;
+  private view: Buffer | undefined;
 
   constructor(
     readonly event: string,
-    /** The record's exact bytes, without the newline. */
-    readonly line: Buffer,
+    /** Holds the record's exact bytes, from `start` to `end` (no newline): often a whole received chunk. */
+    private readonly chunk: Buffer,
+    private readonly start: number,
+    private readonly end: number,
     private readonly identity: RecordIdentity,
-    /** Where `,"file":"` starts, or -1 (no Python frame was running). */
+    /** Where `,"file":"` starts in the record, or -1 (no Python frame was running). */
     private readonly fileAt: number,
   ) {}
+
+  /** The record's exact bytes, without the newline (a view, made on first use). */
+  get line(): Buffer {
+    if (this.view === undefined) this.view = this.chunk.subarray(this.start, this.end);
+    return this.view;
+  }
 
   get pid(): number {
     return this.identity.pid;
@@ -92,13 +104,14 @@ export class ReceivedRecord {
 
   /** The policy that refused the operation: only a refused record ends in a string (`"denied":"…"}`). */
   get denied(): string | undefined {
-    return this.line[this.line.length - 2] === QUOTE ? this.record.denied : undefined;
+    return this.chunk[this.end - 2] === QUOTE ? this.record.denied : undefined;
   }
 
   get file(): string | undefined {
     if (this.fileAt < 0) return undefined;
+    const line = this.line;
     const start = this.fileAt + FILE_KEY.length;
-    const text = this.line.toString('utf8', start, this.line.indexOf(AFTER_FILE, start));
+    const text = line.toString('utf8', start, line.indexOf(AFTER_FILE, start));
     return text.includes('\\') ? (JSON.parse(`"${text}"`) as string) : text;
   }
 
@@ -110,7 +123,7 @@ export class ReceivedRecord {
   get record(): AuditRecord {
     if (this.parsed === undefined) {
       try {
-        this.parsed = JSON.parse(this.line.toString('utf8')) as AuditRecord;
+        this.parsed = JSON.parse(this.chunk.toString('utf8', this.start, this.end)) as AuditRecord;
       } catch {
         this.parsed = { event: this.event, seq: 0, ts: 0, ...this.identity, args: [] };
       }
@@ -135,45 +148,56 @@ export class RecordReader {
   /** Where `,"tid":` starts in the identity. */
   private threadOffset = 0;
 
-  /** Throws when the line does not have a record's keys. */
-  read(event: string, line: Buffer): ReceivedRecord {
-    // `{"event":"NAME","seq":N,"ts":N,"pid":`: the identity starts at the third comma after the name.
-    let start = NAME_OFFSET;
-    while (start < line.length && line[start] !== QUOTE) start++;
-    for (let commas = 0; start < line.length; start++) {
-      if (line[start] === COMMA && ++commas === 3) break;
+  /**
+   * Reads the record in `chunk` from `start` to `end` (its newline excluded; by default, all of it).
+   * Throws when it does not have a record's keys.
+   */
+  read(event: string, chunk: Buffer, start = 0, end = chunk.length): ReceivedRecord {
+    // `{"event":"NAME","seq":N,"ts":N,"pid":`: the identity starts at the comma after the timestamp.
+    // The name's bytes are usually its characters; the keys' bytes are skipped, only digits scanned.
+    let at = start + NAME_OFFSET + event.length;
+    if (chunk[at] !== QUOTE) {
+      at = start + NAME_OFFSET;
+      while (at < end && chunk[at] !== QUOTE) at++;
     }
-    let end = start + this.identityBytes.length;
-    if (this.identity === undefined || line[end] !== COMMA || !this.sameThread(line, start)) {
-      end = this.readIdentity(line, start);
+    at += 1 + SEQ_KEY_BYTES;
+    while (at < end && chunk[at] !== COMMA) at++;
+    at += TS_KEY_BYTES;
+    while (at < end && chunk[at] !== COMMA) at++;
+    let after = at + this.identityBytes.length;
+    if (this.identity === undefined || after >= end || chunk[after] !== COMMA || !this.sameThread(chunk, at)) {
+      after = this.readIdentity(chunk, at, end);
     }
     // The identity is followed by `,"file":"` or by `,"args":`.
-    return new ReceivedRecord(event, line, this.identity!, line[end + 2] === LETTER_F ? end : -1);
+    const fileAt = chunk[after + 2] === LETTER_F ? after - start : -1;
+    return new ReceivedRecord(event, chunk, start, end, this.identity!, fileAt);
   }
 
   /**
    * Whether the identity is the previous record's. Only the thread's part is compared: a connection
    * carries one process (a forked child opens its own), so its pid and ppid never change.
    */
-  private sameThread(line: Buffer, start: number): boolean {
+  private sameThread(chunk: Buffer, at: number): boolean {
     const known = this.identityBytes;
     for (let i = this.threadOffset; i < known.length; i++) {
-      if (line[start + i] !== known[i]) return false;
+      if (chunk[at + i] !== known[i]) return false;
     }
     return true;
   }
 
-  /** Parses a new identity; returns where it ends. */
-  private readIdentity(line: Buffer, start: number): number {
-    if (line.indexOf(PID_KEY, start) !== start) throw new Error('no "pid" key where it belongs');
-    const args = line.indexOf(ARGS_KEY, start);
-    if (args < 0) throw new Error('no "args" key');
-    const file = line.indexOf(FILE_KEY, start);
-    const end = file >= 0 && file < args ? file : args;
-    this.identity = JSON.parse(`{${line.toString('utf8', start + 1, end)}}`) as RecordIdentity;
-    this.identityBytes = Buffer.from(line.subarray(start, end));
+  /** Parses a new identity starting at `at`; returns where it ends. */
+  private readIdentity(chunk: Buffer, at: number, end: number): number {
+    if (at + PID_KEY.length > end || chunk.compare(PID_KEY, 0, PID_KEY.length, at, at + PID_KEY.length) !== 0) {
+      throw new Error('no "pid" key where it belongs');
+    }
+    const args = chunk.indexOf(ARGS_KEY, at);
+    if (args < 0 || args >= end) throw new Error('no "args" key');
+    const file = chunk.indexOf(FILE_KEY, at);
+    const identityEnd = file >= 0 && file < args ? file : args;
+    this.identity = JSON.parse(`{${chunk.toString('utf8', at + 1, identityEnd)}}`) as RecordIdentity;
+    this.identityBytes = Buffer.from(chunk.subarray(at, identityEnd));
     this.threadOffset = Math.max(this.identityBytes.indexOf(TID_KEY), 0);
-    return end;
+    return identityEnd;
   }
 }
 

@@ -270,6 +270,8 @@ async function main() {
     const list = [
       { name: 'sha256sum', run: () => timeProcess(['sha256sum', ...files]) },
       { name: 'stamp', run: () => timeProcess([process.execPath, CLI, 'stamp', dest]) },
+      // The command line's start-up alone: stamping's own cost is the difference.
+      { name: 'startup', run: () => timeProcess([process.execPath, CLI, '--version']) },
     ];
     const samples = await paired(list, R, (m) => log(`  ${m}`));
     results.push({
@@ -388,6 +390,14 @@ function report(info) {
       const startup = storm.samples.get('cli-startup').seconds;
       const marginalNs = summary(storm.samples.get('cli').seconds.map((t, i) => ((t - startup[i]) / SIZE.storm) * 1e9));
       targets.push(['Node ingest ≥ 4 M events/s (end to end: storm events / (CLI time − CLI start-up time))', `${fmt(1e3 / marginalNs.median)} M/s`, marginalNs.median <= 250]);
+      // Node's own CPU per record: the CLI's CPU less the launcher's (the same program, same events) and
+      // less the CLI's start-up; it is short by python's bare start-up (~20 ms: ~20 ns an event).
+      const cpuOf = (name) => storm.samples.get(name).cpuSeconds;
+      if (cpuOf('cli').length > 0 && cpuOf('launcher').length > 0 && cpuOf('cli-startup').length > 0) {
+        const median = (xs) => summary(xs).median;
+        const nodeNs = ((median(cpuOf('cli')) - median(cpuOf('launcher')) - median(cpuOf('cli-startup'))) / SIZE.storm) * 1e9;
+        targets.push(['… Node ingest on its own, CPU (CLI CPU − launcher CPU − CLI start-up CPU, per event)', `${fmt(nodeNs, 0)} ns a record: ${fmt(1e3 / nodeNs)} M/s`, nodeNs <= 250]);
+      }
       const pyhookNs = storm.extra.pyhook;
       if (pyhookNs) {
         const factor = pyhookNs.wall.median / marginalNs.median;
@@ -414,12 +424,16 @@ function report(info) {
   if (stamp) {
     out.push(`### ${stamp.title}`, '');
     out.push('| contender | ratio to sha256sum (median) | spread | wall s (median) |', '| --- | --- | --- | --- |');
+    const label = { sha256sum: '`sha256sum FILE...`', stamp: '`spython-audit stamp DIR`', startup: '`spython-audit --version` (its start-up)' };
     for (const row of stamp.rows) {
-      out.push(`| ${row.contender === 'stamp' ? '`spython-audit stamp DIR`' : '`sha256sum FILE...`'} | ${fmt(row.ratio.median)}× | ${spread(row.ratio)} | ${fmt(row.seconds.median, 3)} |`);
+      out.push(`| ${label[row.contender]} | ${fmt(row.ratio.median)}× | ${spread(row.ratio)} | ${fmt(row.seconds.median, 3)} |`);
     }
+    const byName = Object.fromEntries(stamp.rows.map((row) => [row.contender, row]));
+    const ratio = byName.stamp.ratio.median;
+    const own = byName.startup ? (byName.stamp.seconds.median - byName.startup.seconds.median) / byName.sha256sum.seconds.median : undefined;
+    if (own !== undefined) out.push('', `Stamping less the command line's start-up: ${fmt(own)}× sha256sum's time.`);
     out.push('');
-    const ratio = stamp.rows[1].ratio.median;
-    targets.push(['#7: stamping keeps up with sha256sum (ratio ≤ 1.5×)', `${fmt(ratio)}×`, ratio <= 1.5]);
+    targets.push(['#7: stamping keeps up with sha256sum (ratio ≤ 1.5×, end to end)', `${fmt(ratio)}×${own !== undefined ? ` (${fmt(own)}× without start-up)` : ''}`, ratio <= 1.5]);
   }
   const f5 = bySection.f5;
   if (f5) {

@@ -17,6 +17,7 @@ import {
   MAX_LINE_BYTES,
   PROTOCOL_VERSION,
 } from '../adapter/channel';
+import { RecordReader } from '../adapter/records';
 import { collect, runProcess } from './helpers/run';
 import { interpreters, LAUNCHER, REPO_ROOT } from './helpers/interpreters';
 
@@ -804,6 +805,41 @@ describe('ChannelConnection line splitting (hand-fed chunks)', () => {
     const { log, connection, socket } = feedWithCuts(token, stream, []);
     check(log, connection, socket, []);
     assert.equal(connection.bytesReceived, stream.length);
+  });
+
+  test('a record sink takes every record in place of the events, whole or across cuts', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spython-sink-'));
+    try {
+      for (const cuts of [[], [stream.length - 3], Array.from({ length: 40 }, (_, i) => 7 + i * 23)]) {
+        const socket = new FakeSocket();
+        const connection = new ChannelConnection(socket, token, () => ({ x: 1 }));
+        const log = watch(connection);
+        const writer = new JsonlWriter(path.join(dir, `${cuts.length}.jsonl`), { flags: 'w' });
+        const reader = new RecordReader();
+        const sunk: Array<[string, string, number]> = [];
+        connection.setRecordSink({
+          record: (name, chunk, start, end) => {
+            writer.writeRange(chunk, start, end);
+            sunk.push([name, chunk.toString('utf8', start, end), reader.read(name, chunk, start, end).tid]);
+          },
+        });
+        let start = 0;
+        for (const cut of [...cuts.filter((c) => c < stream.length), stream.length]) {
+          socket.inject(stream.subarray(start, cut));
+          start = cut;
+        }
+        socket.emit('close');
+        await writer.close();
+        const where = `cuts ${JSON.stringify(cuts)}`;
+        assert.deepEqual(log.names, [], where);
+        assert.deepEqual(log.events, expectedEvents.filter(([kind]) => kind !== 'record'), where);
+        assert.deepEqual(sunk, expectedLines.map((line) => [JSON.parse(line).event, line, 4242]), where);
+        assert.equal(connection.records, expectedLines.length, where);
+        assert.equal(fs.readFileSync(writer.path, 'utf8'), expectedLines.map((line) => line + '\n').join(''), where);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('destroy() from a record listener stops the rest of the chunk', async () => {

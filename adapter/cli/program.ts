@@ -7,9 +7,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { EVENT_CATEGORIES } from '../catalog';
 import { EXIT_FAILED, EXIT_HELP, EXIT_USAGE } from './exit';
 import { UsageError } from './launchjson';
-import { launcherCommand } from './launcher';
-import { RunFlags, runCommand } from './run';
-import { keygenCommand, stampCommand, StampFlags, verifyCommand, VerifyFlags } from './trusttools';
+import type { RunFlags } from './run';
+import type { StampFlags, VerifyFlags } from './trusttools';
+
+// Each subcommand's module is loaded when that subcommand runs: `stamp` need not start up the engine,
+// the channel and the reports (start-up is most of a short command's time).
+const runModule = (): typeof import('./run') => require('./run');
+const launcherModule = (): typeof import('./launcher') => require('./launcher');
+const trustModule = (): typeof import('./trusttools') => require('./trusttools');
 
 /** The package's version: package.json above this file (dist/ when bundled, out/adapter/cli/ under tsc). */
 function packageVersion(): string {
@@ -102,7 +107,7 @@ export function buildProgram(done: (status: number) => void): Command {
         `\n${EXIT_HELP}`,
     )
     .action(async (file: string | undefined, args: string[], flags: RunFlags) => {
-      done(await runCommand(file, args, flags, { version, argv: ['spython-audit', ...process.argv.slice(2)] }));
+      done(await runModule().runCommand(file, args, flags, { version, argv: ['spython-audit', ...process.argv.slice(2)] }));
     });
 
   // --- launcher ----------------------------------------------------------------------------------
@@ -118,7 +123,7 @@ export function buildProgram(done: (status: number) => void): Command {
       .addOption(new Option('--mode <mode>', 'the mode to ask for').choices(['auto', 'dlopen', 'preload']).default('auto'))
       .option('--json', 'print the diagnosis as JSON'),
   ).action(async (flags: { python?: string; mode?: string; json?: boolean; color?: boolean }) => {
-    done(await launcherCommand(flags));
+    done(await launcherModule().launcherCommand(flags));
   });
 
   // --- stamp / verify / keygen -------------------------------------------------------------------
@@ -141,7 +146,7 @@ export function buildProgram(done: (status: number) => void): Command {
       .option('--json', 'print the report as JSON on stdout')
       .option('--no-progress', 'no progress bar'),
   ).action(async (paths: string[], flags: StampFlags) => {
-    done(await stampCommand(paths, flags));
+    done(await trustModule().stampCommand(paths, flags));
   });
 
   colorOptions(
@@ -163,7 +168,7 @@ export function buildProgram(done: (status: number) => void): Command {
       .option('--json', 'print the report as JSON on stdout')
       .option('--no-progress', 'no progress bar'),
   ).action(async (paths: string[], flags: VerifyFlags) => {
-    done(await verifyCommand(paths, flags));
+    done(await trustModule().verifyCommand(paths, flags));
   });
 
   colorOptions(
@@ -175,7 +180,7 @@ export function buildProgram(done: (status: number) => void): Command {
       .option('--force', 'replace existing key files')
       .option('--json', 'print the paths as JSON'),
   ).action((dir: string | undefined, flags: { name?: string; force?: boolean; json?: boolean; color?: boolean }) => {
-    done(keygenCommand(dir, flags));
+    done(trustModule().keygenCommand(dir, flags));
   });
 
   return program;
