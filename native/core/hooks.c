@@ -161,17 +161,23 @@ refresh_thread_name(struct scratch *s)
     spy_py.Py_DecRef(attrs);
 }
 
+void
+spy_hooks_put_process_identity(struct spy_buf *b)
+{
+    spy_buf_lit(b, ",\"pid\":");
+    spy_buf_put_i64(b, spy_stream_pid());
+    spy_buf_lit(b, ",\"ppid\":");
+    spy_buf_put_i64(b, spy_stream_ppid());
+    spy_buf_lit(b, ",\"tid\":");
+    spy_buf_put_i64(b, spy_thread_id());
+}
+
 static void
 put_identity(struct scratch *s)
 {
     struct spy_buf b = {s->identity, 0, sizeof(s->identity), 0};
 
-    spy_buf_lit(&b, ",\"pid\":");
-    spy_buf_put_i64(&b, spy_stream_pid());
-    spy_buf_lit(&b, ",\"ppid\":");
-    spy_buf_put_i64(&b, spy_stream_ppid());
-    spy_buf_lit(&b, ",\"tid\":");
-    spy_buf_put_i64(&b, spy_thread_id());
+    spy_hooks_put_process_identity(&b);
     spy_buf_lit(&b, ",\"thread\":");
     if (s->thread_len > 0) {
         spy_buf_put(&b, s->thread, s->thread_len);

@@ -2,6 +2,7 @@
 #include "hookwatch.h"
 
 #include "buf.h"
+#include "hooks.h"
 #include "stream.h"
 
 #include <dlfcn.h>
@@ -60,12 +61,7 @@ report_and_stop(void)
         "the launcher's audit hook was removed from CPython's hook list "
         "(memory written through ctypes?): stopping the program";
 
-    spy_buf_lit(&b, ",\"pid\":");
-    spy_buf_put_i64(&b, spy_stream_pid());
-    spy_buf_lit(&b, ",\"ppid\":");
-    spy_buf_put_i64(&b, spy_stream_ppid());
-    spy_buf_lit(&b, ",\"tid\":");
-    spy_buf_put_i64(&b, spy_thread_id());
+    spy_hooks_put_process_identity(&b);
     spy_buf_lit(&b, ",\"thread\":null,\"args\":[");
     spy_buf_put_json_string(&b, what, sizeof(what) - 1);
     spy_buf_lit(&b, "]}\n");

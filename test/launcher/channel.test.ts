@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChannelConnection, ChannelServer, ControlMessage } from '../../adapter/channel';
 import { launcherBuilt } from '../helpers/interpreters';
-import { assertThreadRecords, THREADS_PROGRAM } from '../helpers/threads';
+import { assertThreadRecords, FORK_PROGRAM, THREADS_PROGRAM } from '../helpers/workloads';
 import { collect, CollectedConnection, runLauncher, RunResult } from '../helpers/run';
 import {
   baseEnv,
@@ -324,23 +324,7 @@ for (const target of channelTargets()) {
     });
 
     test("a forked child's events arrive on its own connection", async () => {
-      const script = writeFile(
-        dir,
-        'fork.py',
-        [
-          'import os, sys',
-          'sys.audit("spy.parent", "before")',
-          'pid = os.fork()',
-          'if pid == 0:',
-          '    for i in range(1000):',
-          '        sys.audit("spy.child", i)',
-          '    os._exit(7)',
-          '_, status = os.waitpid(pid, 0)',
-          'sys.audit("spy.parent", "after")',
-          'print(os.getpid(), pid, status >> 8)',
-          '',
-        ].join('\n'),
-      );
+      const script = writeFile(dir, 'fork.py', FORK_PROGRAM);
       const run = await runWithChannel(launch([script]), { cwd: dir, minConnections: 2 });
       assert.equal(run.result.status, 0, describeResult(run.result));
       const [parentPid, childPid, childStatus] = run.result.stdoutText.trim().split(' ').map(Number);

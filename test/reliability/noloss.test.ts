@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { assertCounter, assertSeqPerProcess, program, readReport, show, startCli, TARGETS } from './common';
 import { needs, runCli } from '../cli/common';
-import { assertThreadRecords, THREADS_PROGRAM } from '../helpers/threads';
+import { assertThreadRecords, FORK_PROGRAM, THREADS_PROGRAM } from '../helpers/workloads';
 
 const N_EVENTS = 10_000;
 const RAISE = ['import ctypes, os, signal, sys, time', `for i in range(${N_EVENTS}):`, '    sys.audit("spy.n", i)'];
@@ -87,21 +87,7 @@ for (const { label, python } of TARGETS) {
     });
 
     test("a forked child's events are in the report under the child's pid", async () => {
-      const { dir, file } = program(
-        [
-          'import os, sys',
-          'sys.audit("spy.parent", "before")',
-          'pid = os.fork()',
-          'if pid == 0:',
-          '    for i in range(1000):',
-          '        sys.audit("spy.child", i)',
-          '    os._exit(7)',
-          '_, status = os.waitpid(pid, 0)',
-          'sys.audit("spy.parent", "after")',
-          'print(os.getpid(), pid, os.WEXITSTATUS(status))',
-          '',
-        ].join('\n'),
-      );
+      const { dir, file } = program(FORK_PROGRAM);
       const report = path.join(dir, 'report.jsonl');
       const r = await runCli(['run', '-q', '--jsonl', report, '--python', python!, file]);
       assert.equal(r.status, 0, show(r));

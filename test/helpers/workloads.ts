@@ -1,5 +1,5 @@
-// The many-threads workload of the no-loss tests (test/launcher through the channel, test/reliability
-// through the command line): 64 threads, started together, raise 5,000 `spy.n` events each.
+// Workloads the no-loss tests share (test/launcher through the channel, test/reliability through the
+// command line): 64 threads raising 5,000 events each, and a fork whose child raises 1,000.
 
 import assert from 'node:assert/strict';
 
@@ -47,3 +47,21 @@ export function assertThreadRecords(records: Iterable<ThreadRecord>): void {
   assert.deepEqual(next, new Array<number>(THREADS).fill(EVENTS_PER_THREAD), 'events per thread');
   assert.equal(new Set(tids).size, THREADS, 'threads share tids');
 }
+
+/**
+ * The fork program: `spy.parent` before and after, 1,000 `spy.child` in a forked child that ends with
+ * os._exit(7); it prints its pid, the child's and the child's exit status.
+ */
+export const FORK_PROGRAM = [
+  'import os, sys',
+  'sys.audit("spy.parent", "before")',
+  'pid = os.fork()',
+  'if pid == 0:',
+  '    for i in range(1000):',
+  '        sys.audit("spy.child", i)',
+  '    os._exit(7)',
+  '_, status = os.waitpid(pid, 0)',
+  'sys.audit("spy.parent", "after")',
+  'print(os.getpid(), pid, os.WEXITSTATUS(status))',
+  '',
+].join('\n');
