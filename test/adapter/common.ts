@@ -7,11 +7,11 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { DebugClient } from '@vscode/debugadapter-testsupport';
 import { DebugProtocol } from '@vscode/debugprotocol';
-import { Interpreter, interpreters, LAUNCHER, launcherBuilt, REPO_ROOT } from '../helpers/interpreters';
+import { CACHE_DIR, tempDir } from '../helpers/fixtures';
+import { Interpreter, interpreters, LAUNCHER, launcherBuilt, pythonFor, REPO_ROOT } from '../helpers/interpreters';
 
 export const ADAPTER = path.join(REPO_ROOT, 'dist', 'adapter.js');
 
@@ -19,25 +19,9 @@ export const ADAPTER = path.join(REPO_ROOT, 'dist', 'adapter.js');
 export const NOT_BUILT: { skip?: string } =
   launcherBuilt() && fs.existsSync(ADAPTER) ? {} : { skip: 'not built (npm run build)' };
 
-const tempDirs: string[] = [];
-process.on('exit', () => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+export { tempDir };
 
-/** A fresh temporary directory (real path), removed when the test process exits. */
-export function tempDir(prefix = 'spython-adapter-'): string {
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
-  tempDirs.push(dir);
-  return dir;
-}
-
-/** This test process's interpreter-facts cache (SPYTHON_CACHE_DIR). */
-const CACHE_DIR = tempDir('spython-cache-');
-
-/** The pyenv interpreter 3.`minor`, if installed. */
-export function pythonFor(minor: number): Interpreter | undefined {
-  return interpreters().find((i) => i.version.startsWith(`3.${minor}.`) && !i.path.startsWith('/usr/'));
-}
+export { pythonFor };
 
 /** The interpreters every DAP scenario runs on. */
 export const TARGETS = [8, 12, 13].map((minor) => ({ label: `3.${minor}`, python: pythonFor(minor)?.path }));

@@ -6,7 +6,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { interpreters, launcherBuilt, REPO_ROOT } from '../helpers/interpreters';
+import { interpreters, launcherBuilt, pythonFor as pyenvPython, REPO_ROOT } from '../helpers/interpreters';
 import { runProcess, RunOptions, RunResult } from '../helpers/run';
 import { baseEnv, describeResult, runOnPty, tempDir, writeFile } from '../policies/common';
 
@@ -17,9 +17,9 @@ export const CLI = path.join(REPO_ROOT, 'dist', 'cli.js');
 /** Skip option when the bundle or the launcher is missing. */
 export const NOT_BUILT: { skip?: string } = launcherBuilt() && fs.existsSync(CLI) ? {} : { skip: 'not built (npm run build)' };
 
-/** The pyenv interpreter 3.`minor`. */
+/** The pyenv interpreter 3.`minor`'s path. */
 export function pythonFor(minor: number): string | undefined {
-  return interpreters().find((i) => i.version.startsWith(`3.${minor}.`) && !i.path.startsWith('/usr/'))?.path;
+  return pyenvPython(minor)?.path;
 }
 
 /** The interpreters the exit-status tests run on. */

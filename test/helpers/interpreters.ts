@@ -85,6 +85,13 @@ export function interpreters(): Interpreter[] {
   return cached.map((i) => ({ ...i }));
 }
 
+/** The interpreter of version 3.`minor` (a pyenv one unless `debian`), or undefined when not installed. */
+export function pythonFor(minor: number, debian = false): Interpreter | undefined {
+  return interpreters().find(
+    (i) => i.version.startsWith(`3.${minor}.`) && (debian ? i.path.startsWith('/usr/') : !i.path.startsWith('/usr/')),
+  );
+}
+
 /** The newest interpreter found (or undefined when there is none). */
 export function newestInterpreter(): Interpreter | undefined {
   const all = interpreters();

@@ -1,67 +1,18 @@
 // Shared fixtures of the launcher tests (test/launcher/*.test.ts). Not a test file itself.
 
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { ChannelServer, ConfigSource } from '../../adapter/channel';
-import { Interpreter, interpreters } from '../helpers/interpreters';
+import { isolatedEnv, tempDir } from '../helpers/fixtures';
+import { Interpreter, interpreters, pythonFor } from '../helpers/interpreters';
 import { CollectedConnection, collect, runLauncher, RunOptions, RunResult } from '../helpers/run';
 
-const tempDirs: string[] = [];
-process.on('exit', () => {
-  for (const dir of tempDirs) {
-    try {
-      fs.rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // best effort
-    }
-  }
-});
+export { CACHE_DIR, tempDir, writeFile } from '../helpers/fixtures';
 
-/** A fresh temporary directory, removed when the test process exits. */
-export function tempDir(prefix = 'spython-test-'): string {
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
-  tempDirs.push(dir);
-  return dir;
-}
-
-/** This test file's own interpreter-facts cache, so that runs do not depend on ~/.cache. */
-export const CACHE_DIR = tempDir('spython-cache-');
-
-/**
- * The environment every run gets (launcher and direct interpreter alike): the private cache, and
- * none of the variables that would make the result depend on the caller's shell.
- */
-export function baseEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  return {
-    SPYTHON_CACHE_DIR: CACHE_DIR,
-    SPYTHON_PYTHON: undefined,
-    PYTHONPATH: undefined,
-    PYTHONHOME: undefined,
-    PYTHONSTARTUP: undefined,
-    PYTHONINSPECT: undefined,
-    PYTHONWARNINGS: undefined,
-    PYTHONSAFEPATH: undefined,
-    PYTHONUNBUFFERED: undefined,
-    PYTHONDONTWRITEBYTECODE: undefined,
-    PYTHONFAULTHANDLER: undefined,
-    LD_PRELOAD: undefined,
-    ...extra,
-  };
-}
+/** The environment every run gets (launcher and direct interpreter alike): see isolatedEnv. */
+export const baseEnv = isolatedEnv;
 
 export const PYENV_37 = '/root/.pyenv/versions/3.7.16/bin/python3';
 
-/**
- * The interpreter of version 3.`minor` (a pyenv one unless `debian`), or undefined when not installed.
- */
-export function pythonFor(minor: number, debian = false): Interpreter | undefined {
-  return interpreters().find(
-    (i) =>
-      i.version.startsWith(`3.${minor}.`) &&
-      (debian ? i.path.startsWith('/usr/') : !i.path.startsWith('/usr/')),
-  );
-}
+export { pythonFor };
 
 export interface Target {
   /** Used in test names. */
@@ -106,14 +57,6 @@ export async function pool<T, R>(items: T[], limit: number, fn: (item: T, index:
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-/** Writes `text` to `dir/name` and returns the path. */
-export function writeFile(dir: string, name: string, text: string): string {
-  const file = path.join(dir, name);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, text);
-  return file;
 }
 
 export interface ChannelRun {

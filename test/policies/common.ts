@@ -5,11 +5,10 @@
 // written to a temporary directory and run with a plain interpreter, never through the launcher.
 
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChannelConnection, ChannelServer, ConfigSource, ControlMessage } from '../../adapter/channel';
-import { Interpreter, interpreters, LAUNCHER, launcherBuilt } from '../helpers/interpreters';
+import { atExit, CACHE_DIR, isolatedEnv, tempDir, writeFile } from '../helpers/fixtures';
+import { Interpreter, interpreters, LAUNCHER, launcherBuilt, pythonFor } from '../helpers/interpreters';
 import { CollectedConnection, collect, runLauncher, runProcess, RunOptions, RunResult } from '../helpers/run';
 
 export { LAUNCHER };
@@ -20,45 +19,7 @@ export const NOT_BUILT: { skip?: string } = launcherBuilt() ? {} : { skip: 'laun
 // ---------------------------------------------------------------------------------------------
 // Temporary files
 
-const tempDirs: string[] = [];
-const cleanups: Array<() => void> = [];
-process.on('exit', () => {
-  for (const fn of cleanups.splice(0).reverse()) {
-    try {
-      fn();
-    } catch {
-      // best effort
-    }
-  }
-  for (const dir of tempDirs) {
-    try {
-      fs.rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // best effort (a still-mounted directory, say)
-    }
-  }
-});
-
-/** Runs `fn` when the test process exits (after the tests' own `after` hooks). */
-export function atExit(fn: () => void): void {
-  cleanups.push(fn);
-}
-
-/** A fresh temporary directory (real path), removed when the test process exits. */
-export function tempDir(prefix = 'spython-policy-'): string {
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
-  tempDirs.push(dir);
-  return dir;
-}
-
-/** Writes `text` to `dir/name` (creating folders) and returns the path. */
-export function writeFile(dir: string, name: string, text: string | Buffer, mode?: number): string {
-  const file = path.join(dir, name);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, text);
-  if (mode !== undefined) fs.chmodSync(file, mode);
-  return file;
-}
+export { atExit, tempDir, writeFile } from '../helpers/fixtures';
 
 /** A Python string literal for `text` (JSON string syntax is valid Python for plain paths). */
 export function pyStr(text: string): string {
@@ -68,32 +29,11 @@ export function pyStr(text: string): string {
 // ---------------------------------------------------------------------------------------------
 // Interpreters
 
-/** This test process's own interpreter-facts cache, so that runs do not depend on ~/.cache. */
-export const CACHE_DIR = tempDir('spython-policy-cache-');
+export { CACHE_DIR };
 
-/**
- * The environment every run gets: the private cache, and none of the variables that would make the
- * result depend on the caller's shell (this machine exports PYTHONDONTWRITEBYTECODE, for one).
- */
+/** The environment every run gets (isolatedEnv), with Python's output unbuffered. */
 export function baseEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  return {
-    SPYTHON_CACHE_DIR: CACHE_DIR,
-    SPYTHON_PYTHON: undefined,
-    SPYTHON_SYSLOG_SOCKET: undefined,
-    SPYTHON_JOURNAL_SOCKET: undefined,
-    PYTHONPATH: undefined,
-    PYTHONHOME: undefined,
-    PYTHONSTARTUP: undefined,
-    PYTHONINSPECT: undefined,
-    PYTHONWARNINGS: undefined,
-    PYTHONSAFEPATH: undefined,
-    PYTHONUNBUFFERED: '1',
-    PYTHONDONTWRITEBYTECODE: undefined,
-    PYTHONFAULTHANDLER: undefined,
-    PYTHON_BASIC_REPL: undefined,
-    LD_PRELOAD: undefined,
-    ...extra,
-  };
+  return isolatedEnv({ PYTHONUNBUFFERED: '1', ...extra });
 }
 
 export interface Target {
@@ -110,13 +50,6 @@ export interface Target {
   dynload: string;
 }
 
-function pythonFor(minor: number, debian = false): Interpreter | undefined {
-  return interpreters().find(
-    (i) =>
-      i.version.startsWith(`3.${minor}.`) &&
-      (debian ? i.path.startsWith('/usr/') : !i.path.startsWith('/usr/')),
-  );
-}
 
 const pathsCache = new Map<string, { stdlib: string; dynload: string }>();
 

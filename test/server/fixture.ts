@@ -3,22 +3,13 @@
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { CACHE_DIR, tempDir } from '../helpers/fixtures';
 import { interpreters, launcherBuilt } from '../helpers/interpreters';
 import { runLauncher, RunResult } from '../helpers/run';
 
-const tempDirs: string[] = [];
-process.on('exit', () => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-export function tempDir(prefix: string): string {
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
-  tempDirs.push(dir);
-  return dir;
-}
+export { tempDir };
 
 /** Why the recorded-run tests cannot run here, if they cannot. */
 export function cannotRecord(): string | undefined {
@@ -33,16 +24,13 @@ export function python(): string | undefined {
   return (all.find((i) => i.version.startsWith('3.12.')) ?? all[all.length - 1])?.path;
 }
 
-let cacheDir: string | undefined;
-
 /** Runs `script` under the launcher, every record going to `logFile`. */
 export async function record(script: string, logFile: string, launcherArgs: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
-  cacheDir ??= tempDir('spython-lens-cache-');
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const result = await runLauncher(['--log-file', logFile, ...launcherArgs, '--python', python()!, script], {
     cwd: path.dirname(script),
     env: {
-      SPYTHON_CACHE_DIR: cacheDir,
+      SPYTHON_CACHE_DIR: CACHE_DIR,
       SPYTHON_PYTHON: undefined,
       PYTHONPATH: undefined,
       PYTHONHOME: undefined,

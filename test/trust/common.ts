@@ -4,34 +4,15 @@
 
 import { spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { CACHE_DIR, tempDir } from '../helpers/fixtures';
 import { interpreters, LAUNCHER } from '../helpers/interpreters';
 
 export { LAUNCHER };
 
 export const XATTR = 'user.org.python.x-spython-hash';
 
-const tempDirs: string[] = [];
-process.on('exit', () => {
-  for (const dir of tempDirs) {
-    try {
-      fs.rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // best effort
-    }
-  }
-});
-
-/** A fresh temporary directory (symlink-free path), removed when the test process exits. */
-export function tempDir(prefix = 'spython-trust-'): string {
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
-  tempDirs.push(dir);
-  return dir;
-}
-
-/** The launcher's interpreter-facts cache for these tests, so runs do not depend on ~/.cache. */
-export const CACHE_DIR = tempDir('spython-trust-cache-');
+export { CACHE_DIR, tempDir };
 
 export interface Python {
   path: string;
