@@ -36,6 +36,14 @@ export function baseEnv(extra: Record<string, string | undefined> = {}): Record<
   return isolatedEnv({ PYTHONUNBUFFERED: '1', ...extra });
 }
 
+/** Python flags of the code-file policy tests: no environment, no site, no .pyc written. */
+export const PY_FLAGS = ['-E', '-S', '-B'];
+
+/** Trusts the target's own standard library and extension modules (they are not stamped). */
+export function exemptInterpreter(t: Target): string[] {
+  return ['--verify-exempt', t.stdlib, '--verify-exempt', t.dynload];
+}
+
 export interface Target {
   /** Used in test names: '3.8', '3.12', '3.11 (Debian, preload)'. */
   label: string;

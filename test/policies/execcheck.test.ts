@@ -11,8 +11,10 @@ import * as path from 'node:path';
 import {
   allTargets,
   describeResult,
+  exemptInterpreter,
   mainTargets,
   needs,
+  PY_FLAGS,
   pyStr,
   run,
   runWithChannel,
@@ -23,10 +25,8 @@ import {
   writeFile,
 } from './common';
 
-const PY_FLAGS = ['-E', '-S', '-B'];
-
 function execArgs(t: Target): string[] {
-  return ['--exec-check', '--verify-exempt', t.stdlib, '--verify-exempt', t.dynload];
+  return ['--exec-check', ...exemptInterpreter(t)];
 }
 
 /** AT_EXECVE_CHECK arrived in Linux 6.14. */

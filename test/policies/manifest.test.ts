@@ -12,8 +12,10 @@ import * as path from 'node:path';
 import {
   allTargets,
   describeResult,
+  exemptInterpreter,
   mainTargets,
   needs,
+  PY_FLAGS,
   pyStr,
   run,
   runWithChannel,
@@ -21,8 +23,6 @@ import {
   tempDir,
   writeFile,
 } from './common';
-
-const PY_FLAGS = ['-E', '-S', '-B'];
 
 let keys: { dir: string; priv: string; pub: string; otherPriv: string } | undefined;
 let opensslMissing: string | undefined;
@@ -62,10 +62,7 @@ function manifestArgs(t: Target, manifest: string): string[] {
     manifest,
     '--key',
     keys!.pub,
-    '--verify-exempt',
-    t.stdlib,
-    '--verify-exempt',
-    t.dynload,
+    ...exemptInterpreter(t),
   ];
 }
 

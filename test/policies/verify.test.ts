@@ -19,9 +19,11 @@ import {
   allTargets,
   baseEnv,
   describeResult,
+  exemptInterpreter,
   LAUNCHER,
   mainTargets,
   needs,
+  PY_FLAGS,
   pyStr,
   readXattr,
   run,
@@ -35,14 +37,8 @@ import {
   writeFile,
 } from './common';
 
-const PY_FLAGS = ['-E', '-S', '-B'];
-
-function exempt(t: Target): string[] {
-  return ['--verify-exempt', t.stdlib, '--verify-exempt', t.dynload];
-}
-
 function verifyArgs(t: Target, mode = 'xattr'): string[] {
-  return ['--verify', mode, ...exempt(t)];
+  return ['--verify', mode, ...exemptInterpreter(t)];
 }
 
 /**
