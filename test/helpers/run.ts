@@ -224,3 +224,38 @@ export function collect(server: ChannelServer): Collector {
     },
   };
 }
+
+/** Describes a result for assertion messages. */
+export function describeResult(r: RunResult): string {
+  const cut = (s: string) => (s.length > 3000 ? s.slice(0, 3000) + `… (${s.length} chars)` : s);
+  return `status=${r.status} signal=${r.signal}\n--- stdout ---\n${cut(r.stdoutText)}\n--- stderr ---\n${cut(r.stderrText)}`;
+}
+
+/** A parsed event record (docs/protocol.md, "Event records"). */
+export type Rec = {
+  event: string;
+  seq: number;
+  ts: number;
+  pid: number;
+  ppid: number;
+  tid: number;
+  thread?: string | null;
+  file?: string;
+  line?: number;
+  func?: string;
+  args: unknown[];
+  denied?: string;
+  [key: string]: unknown;
+};
+
+/** Parses every record line of a connection, failing with the offending line if one is not valid JSON. */
+export function parseRecords(c: CollectedConnection): Rec[] {
+  return c.records.map((line, i) => {
+    const text = line.toString('utf8');
+    try {
+      return JSON.parse(text) as Rec;
+    } catch (err) {
+      throw new Error(`record #${i + 1} is not valid JSON (${(err as Error).message}): ${text.slice(0, 300)}`);
+    }
+  });
+}

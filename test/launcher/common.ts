@@ -5,6 +5,8 @@ import { isolatedEnv, tempDir } from '../helpers/fixtures';
 import { Interpreter, interpreters, pythonFor } from '../helpers/interpreters';
 import { CollectedConnection, collect, runLauncher, RunOptions, RunResult } from '../helpers/run';
 
+export { describeResult, parseRecords, Rec } from '../helpers/run';
+
 export { CACHE_DIR, tempDir, writeFile } from '../helpers/fixtures';
 
 /** The environment every run gets (launcher and direct interpreter alike): see isolatedEnv. */
@@ -92,35 +94,3 @@ export async function runWithChannel(
   }
 }
 
-/** Describes a result for assertion messages. */
-export function describeResult(r: RunResult): string {
-  const cut = (s: string) => (s.length > 2000 ? s.slice(0, 2000) + `… (${s.length} chars)` : s);
-  return `status=${r.status} signal=${r.signal}\n--- stdout ---\n${cut(r.stdoutText)}\n--- stderr ---\n${cut(r.stderrText)}`;
-}
-
-export type Rec = {
-  event: string;
-  seq: number;
-  ts: number;
-  pid: number;
-  ppid: number;
-  tid: number;
-  thread?: string | null;
-  file?: string;
-  line?: number;
-  func?: string;
-  args: unknown[];
-  [key: string]: unknown;
-};
-
-/** Parses every record line, failing with the offending line if one is not valid JSON. */
-export function parseRecords(c: CollectedConnection): Rec[] {
-  return c.records.map((line, i) => {
-    const text = line.toString('utf8');
-    try {
-      return JSON.parse(text) as Rec;
-    } catch (err) {
-      throw new Error(`record #${i + 1} is not valid JSON (${(err as Error).message}): ${text.slice(0, 300)}`);
-    }
-  });
-}

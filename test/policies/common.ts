@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import { ChannelConnection, ChannelServer, ConfigSource, ControlMessage } from '../../adapter/channel';
 import { atExit, CACHE_DIR, isolatedEnv, tempDir, writeFile } from '../helpers/fixtures';
 import { Interpreter, interpreters, LAUNCHER, launcherBuilt, pythonFor } from '../helpers/interpreters';
-import { CollectedConnection, collect, runLauncher, runProcess, RunOptions, RunResult } from '../helpers/run';
+import { CollectedConnection, collect, describeResult, parseRecords, Rec, runLauncher, runProcess, RunOptions, RunResult } from '../helpers/run';
+
+export { describeResult, parseRecords, Rec } from '../helpers/run';
 
 export { LAUNCHER };
 
@@ -179,35 +181,6 @@ export async function runWithChannel(t: Target, args: string[], opts: ChannelRun
     collector.stop();
     await server.close();
   }
-}
-
-export type Rec = {
-  event: string;
-  seq: number;
-  pid: number;
-  file?: string;
-  line?: number;
-  func?: string;
-  args: unknown[];
-  denied?: string;
-  [key: string]: unknown;
-};
-
-export function parseRecords(c: CollectedConnection): Rec[] {
-  return c.records.map((line, i) => {
-    const text = line.toString('utf8');
-    try {
-      return JSON.parse(text) as Rec;
-    } catch (err) {
-      throw new Error(`record #${i + 1} is not valid JSON (${(err as Error).message}): ${text.slice(0, 300)}`);
-    }
-  });
-}
-
-/** Describes a result for assertion messages. */
-export function describeResult(r: RunResult): string {
-  const cut = (s: string) => (s.length > 3000 ? s.slice(0, 3000) + `… (${s.length} chars)` : s);
-  return `status=${r.status} signal=${r.signal}\n--- stdout ---\n${cut(r.stdoutText)}\n--- stderr ---\n${cut(r.stderrText)}`;
 }
 
 /** Number of non-overlapping occurrences of `needle` in `haystack`. */

@@ -8,21 +8,11 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import assert from 'node:assert/strict';
 import { CLI, cliEnv, program, PYTHON, pythonFor, show } from '../cli/common';
-import { RunResult } from '../helpers/run';
+import { Rec, RunResult } from '../helpers/run';
 
 export { CLI, cliEnv, program, PYTHON, pythonFor, show };
 
-/** One parsed record of a JSONL report. */
-export type Rec = {
-  event: string;
-  seq: number;
-  pid: number;
-  ppid: number;
-  tid: number;
-  thread: string | null;
-  args: unknown[];
-  [key: string]: unknown;
-};
+export type { Rec };
 
 /**
  * Every line of a JSONL report, parsed; fails on a line that is not one JSON object or that lacks
