@@ -7,6 +7,7 @@ import {
   ControlMessage,
   HelloMessage,
 } from '../../adapter/channel';
+import { AuditRecord } from '../../adapter/records';
 import { LAUNCHER } from './interpreters';
 
 export interface RunOptions {
@@ -231,22 +232,8 @@ export function describeResult(r: RunResult): string {
   return `status=${r.status} signal=${r.signal}\n--- stdout ---\n${cut(r.stdoutText)}\n--- stderr ---\n${cut(r.stderrText)}`;
 }
 
-/** A parsed event record (docs/protocol.md, "Event records"). */
-export type Rec = {
-  event: string;
-  seq: number;
-  ts: number;
-  pid: number;
-  ppid: number;
-  tid: number;
-  thread?: string | null;
-  file?: string;
-  line?: number;
-  func?: string;
-  args: unknown[];
-  denied?: string;
-  [key: string]: unknown;
-};
+/** A parsed event record (docs/protocol.md, "Event records"), with room for keys a test looks for. */
+export type Rec = AuditRecord & { [key: string]: unknown };
 
 /** Parses every record line of a connection, failing with the offending line if one is not valid JSON. */
 export function parseRecords(c: CollectedConnection): Rec[] {
