@@ -146,18 +146,6 @@ spy_buf_put_json_string(struct spy_buf *b, const char *s, size_t n)
     spy_buf_putc(b, '"');
 }
 
-size_t
-spy_utf8_prefix(const char *s, size_t n, size_t max)
-{
-    if (n <= max) {
-        return n;
-    }
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
-        max--;
-    }
-    return max;
-}
-
 void
 spy_buf_put_json_text(struct spy_buf *b, const char *s, size_t max)
 {

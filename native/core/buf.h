@@ -51,8 +51,19 @@ void spy_buf_put_json_string(struct spy_buf *b, const char *s, size_t n);
 void spy_buf_put_json_chars(struct spy_buf *b, const char *s, size_t n);
 
 /* The length of the longest prefix of s[0..n) of at most max bytes that
- * does not end inside a UTF-8 character. */
-size_t spy_utf8_prefix(const char *s, size_t n, size_t max);
+ * does not end inside a UTF-8 character (inline: the hook cuts every
+ * event name with it). */
+static inline size_t
+spy_utf8_prefix(const char *s, size_t n, size_t max)
+{
+    if (n <= max) {
+        return n;
+    }
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
+        max--;
+    }
+    return max;
+}
 
 /* A JSON string literal of the NUL-terminated text s, at most max bytes
  * of it: when longer, cut at a character boundary and ended with "...". */

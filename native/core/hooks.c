@@ -194,14 +194,9 @@ static size_t
 put_event_name(struct scratch *s, const char *event)
 {
     struct spy_buf b = {s->name, 0, sizeof(s->name), 0};
-    size_t n = strnlen(event, EVENT_NAME_MAX + 1);
+    size_t n = spy_utf8_prefix(event, strnlen(event, EVENT_NAME_MAX + 1),
+                               EVENT_NAME_MAX);
 
-    if (n > EVENT_NAME_MAX) {
-        n = EVENT_NAME_MAX;
-        while (n > 0 && ((unsigned char)event[n] & 0xC0) == 0x80) {
-            n--;
-        }
-    }
     if (n == s->raw_name_len && memcmp(event, s->raw_name, n) == 0) {
         return s->name_len;
     }

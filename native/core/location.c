@@ -185,11 +185,11 @@ is_library(struct code_entry *e)
 {
     static const char frozen[] = "<frozen ";
 
-    if (has_prefix(e->file, e->file_len, frozen, sizeof(frozen) - 1)) {
-        return 1;
-    }
     if (!e->library_known) {
-        if (!library_roots_ready()) {
+        if (has_prefix(e->file, e->file_len, frozen, sizeof(frozen) - 1)) {
+            e->library = 1;
+        }
+        else if (!library_roots_ready()) {
             return 0;
         }
         e->library_known = 1;
