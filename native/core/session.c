@@ -58,6 +58,12 @@ install_signal_handlers(void)
 /* Set once spy_session_start has run: exit() reports the status from then on. */
 static int session_started;
 
+int
+spy_session_started(void)
+{
+    return session_started;
+}
+
 static void
 flush_at_exit(void)
 {

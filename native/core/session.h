@@ -27,4 +27,7 @@ void spy_session_start(const struct spy_session_options *options);
  * the stream. */
 void spy_session_finish(int status, int status_known);
 
+/* Whether spy_session_start has run in this process. */
+int spy_session_started(void);
+
 #endif /* SPY_SESSION_H */

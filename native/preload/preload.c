@@ -30,7 +30,6 @@ finish_at_exit(void)
 
 typedef int (*main_function)(int, char **, char **);
 static main_function interpreter_main;
-static int started;
 
 /* The interpreter's main() with its status reported: returning from main
  * ends the process through libc's own exit, which no preloaded exit()
@@ -55,7 +54,7 @@ __libc_start_main(main_function main, int argc, char **argv,
                            void (*)(void), void (*)(void), void *)
         = dlsym(RTLD_NEXT, "__libc_start_main");
 
-    if (started) {
+    if (spy_session_started()) {
         interpreter_main = main;
         main = reporting_main;
     }
@@ -110,6 +109,5 @@ spy_preload_start(void)
         entry[0] != '\0' ? entry : NULL,
     };
     spy_session_start(&session);
-    started = 1;
     atexit(finish_at_exit);
 }
