@@ -6,9 +6,37 @@ static const char DIGIT_PAIRS[] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-/* Exactly eight digits, leading zeros included: 32-bit arithmetic only. */
-static void
-put_8_digits(char *out, uint32_t v)
+/* The digits of v < 10^8 ending at `end`, written backwards in 32-bit
+ * arithmetic; returns how many. */
+static size_t
+put_small(char *end, uint32_t v)
+{
+    char *p = end;
+
+    while (v >= 100) {
+        p -= 2;
+        memcpy(p, DIGIT_PAIRS + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, DIGIT_PAIRS + 2 * v, 2);
+    }
+    else {
+        *--p = (char)('0' + v);
+    }
+    return (size_t)(end - p);
+}
+
+static size_t
+small_digit_count(uint32_t v)
+{
+    return 1 + (v >= 10) + (v >= 100) + (v >= 1000) + (v >= 10000)
+           + (v >= 100000) + (v >= 1000000) + (v >= 10000000);
+}
+
+void
+spy_format_8_digits(char *out, uint32_t v)
 {
     uint32_t high = v / 10000, low = v % 10000;
 
@@ -18,29 +46,6 @@ put_8_digits(char *out, uint32_t v)
     memcpy(out + 6, DIGIT_PAIRS + 2 * (low % 100), 2);
 }
 
-/* Up to eight digits, no leading zeros. */
-static size_t
-put_small(char *out, uint32_t v)
-{
-    char tmp[8];
-    size_t i = sizeof(tmp);
-
-    while (v >= 100) {
-        i -= 2;
-        memcpy(tmp + i, DIGIT_PAIRS + 2 * (v % 100), 2);
-        v /= 100;
-    }
-    if (v >= 10) {
-        i -= 2;
-        memcpy(tmp + i, DIGIT_PAIRS + 2 * v, 2);
-    }
-    else {
-        tmp[--i] = (char)('0' + v);
-    }
-    memcpy(out, tmp + i, sizeof(tmp) - i);
-    return sizeof(tmp) - i;
-}
-
 size_t
 spy_format_u64(char *out, uint64_t v)
 {
@@ -48,28 +53,30 @@ spy_format_u64(char *out, uint64_t v)
     size_t n;
 
     if (v < e8) {
-        return put_small(out, (uint32_t)v);
+        return put_small(out + small_digit_count((uint32_t)v), (uint32_t)v);
     }
-    /* Monotonic nanoseconds have 14 or so digits: two 64-bit divisions
-     * at most, the rest in 32 bits. */
-    if (v < e8 * e8) {
-        n = put_small(out, (uint32_t)(v / e8));
-    }
-    else {
-        n = put_small(out, (uint32_t)(v / (e8 * e8)));
-        put_8_digits(out + n, (uint32_t)(v / e8 % e8));
-        n += 8;
-    }
-    put_8_digits(out + n, (uint32_t)(v % e8));
+    /* Eight digits at a time below the first: one 64-bit division each. */
+    n = spy_format_u64(out, v / e8);
+    spy_format_8_digits(out + n, (uint32_t)(v % e8));
     return n + 8;
 }
 
 void
 spy_buf_put_u64(struct spy_buf *b, uint64_t v)
 {
-    char tmp[SPY_U64_DIGITS];
+    if (b->cap - b->len < SPY_U64_DIGITS) {
+        char tmp[SPY_U64_DIGITS];
+        size_t n = spy_format_u64(tmp, v);
 
-    spy_buf_put(b, tmp, spy_format_u64(tmp, v));
+        if (n > b->cap - b->len) {
+            b->full = 1;
+            return;
+        }
+        memcpy(b->data + b->len, tmp, n);
+        b->len += n;
+        return;
+    }
+    b->len += spy_format_u64(b->data + b->len, v);
 }
 
 void

@@ -43,6 +43,8 @@ spy_buf_putc(struct spy_buf *b, char c)
 
 /* Writes v's decimal digits to out (room for SPY_U64_DIGITS); returns how many. */
 size_t spy_format_u64(char *out, uint64_t v);
+/* Exactly eight digits of v < 10^8, leading zeros included. */
+void spy_format_8_digits(char *out, uint32_t v);
 void spy_buf_put_u64(struct spy_buf *b, uint64_t v);
 void spy_buf_put_i64(struct spy_buf *b, int64_t v);
 /* A JSON string literal, quotes included, from UTF-8 text. */

@@ -239,10 +239,18 @@ spy_guard_refuse(const char *event, const struct spy_decision *d)
     spy_py.PyErr_SetString(spy_py.PermissionError, message);
 }
 
+/* PyDictObject's ma_version_tag (PEP 509) where spy_py_layout_known:
+ * PyObject_HEAD and ma_used, then the tag, which changes whenever an item
+ * is added, replaced or deleted.  Reading it spares a dictionary lookup on
+ * every event. */
+#define SPY_DICT_VERSION_WORD 3
+
 const char *
 spy_guard_tamper_check(void)
 {
     static PyObject *sys_dict, *original, *reported, *key_audit;
+    static const volatile uint64_t *sys_dict_version;
+    static uint64_t checked_version;
     static char descriptor_report[256];
     PyObject *current;
 
@@ -254,6 +262,9 @@ spy_guard_tamper_check(void)
     if (spy_fdguard_take_report(descriptor_report,
                                 sizeof(descriptor_report))) {
         return descriptor_report;
+    }
+    if (sys_dict_version != NULL && *sys_dict_version == checked_version) {
+        return NULL;
     }
     if (!spy_py.Py_IsInitialized()) {
         return NULL;
@@ -279,6 +290,13 @@ spy_guard_tamper_check(void)
         spy_py.Py_IncRef(sys_dict);
         spy_py.Py_IncRef(original);
         reported = original;
+        if (spy_py_layout_known) {
+            sys_dict_version = (const volatile uint64_t *)sys_dict
+                               + SPY_DICT_VERSION_WORD;
+        }
+    }
+    if (sys_dict_version != NULL) {
+        checked_version = *sys_dict_version;
     }
     /* Not PyDict_GetItem, which saves and restores the error state: an
      * interned key in a real dict cannot raise. */

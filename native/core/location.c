@@ -20,12 +20,17 @@
 struct code_entry {
     PyObject *code;             /* identity only */
     PyObject *weak;
-    char *file;
-    size_t file_len;
+    /* "file":"<co_filename>","line": and ,"func":"<co_name>" as JSON
+     * text, so a record's location is three copies. */
+    char *site;
+    size_t site_len;
     char *func;
     size_t func_len;
+    const char *file;           /* co_filename's text, within site */
+    size_t file_len;
     int lasti[LINES_PER_CODE];
-    int line[LINES_PER_CODE];
+    char line[LINES_PER_CODE][12];
+    unsigned char line_len[LINES_PER_CODE];
     unsigned int next_line;
     /* Whether the file is the interpreter's own code (see is_library);
      * decided once the library roots are known. */
@@ -51,12 +56,13 @@ spy_location_use_cache(int enabled)
     cache_enabled = enabled;
 }
 
-/* A str attribute of the code object as JSON characters (malloc'd). */
+/* A str attribute of the code object as JSON characters between `before`
+ * and `after` (malloc'd); *len counts all three. */
 static char *
 json_attribute(PyObject *code, enum spy_name name, Py_ssize_t max,
-               size_t *len)
+               const char *before, const char *after, size_t *len)
 {
-    char data[SPY_RENDER_STR_MAX * 6];
+    char data[SPY_RENDER_STR_MAX * 6 + 32];
     struct spy_buf b = {data, 0, sizeof(data), 0};
     PyObject *value = spy_get_attr(code, name);
     char *copy;
@@ -65,9 +71,14 @@ json_attribute(PyObject *code, enum spy_name name, Py_ssize_t max,
         spy_py.PyErr_Clear();
         return NULL;
     }
+    spy_buf_put(&b, before, strlen(before));
     spy_render_str_body(&b, value, max, SPY_STYLE_JSON);
+    spy_buf_put(&b, after, strlen(after));
     spy_py.Py_DecRef(value);
-    copy = malloc(b.len + 1);
+    if (b.full) {
+        return NULL;
+    }
+    copy = malloc(b.len);
     if (copy != NULL) {
         memcpy(copy, b.data, b.len);
         *len = b.len;
@@ -81,9 +92,18 @@ clear_entry(struct code_entry *e)
     if (e->weak != NULL) {
         spy_py.Py_DecRef(e->weak);
     }
-    free(e->file);
+    free(e->site);
     free(e->func);
     memset(e, 0, sizeof(*e));
+}
+
+/* The object a weak reference points to (borrowed; None once dead):
+ * PyWeakReference's wr_object follows PyObject_HEAD. */
+static PyObject *
+referent(PyObject *weak)
+{
+    return spy_py_layout_known ? ((PyObject **)weak)[2]
+                               : spy_py.PyWeakref_GetObject(weak);
 }
 
 /* The cache entry for a live code object, filled on first sight; NULL
@@ -91,25 +111,30 @@ clear_entry(struct code_entry *e)
 static struct code_entry *
 cached_code(PyObject *code)
 {
+    static const char site_start[] = "\"file\":\"";
     struct code_entry *e;
 
     if (!cache_enabled || !spy_names_ready()) {
         return NULL;
     }
     e = &code_cache[((uintptr_t)code >> 4) % CODE_CACHE_SIZE];
-    if (e->code == code && spy_py.PyWeakref_GetObject(e->weak) == code) {
+    if (e->code == code && referent(e->weak) == code) {
         return e;
     }
     clear_entry(e);
     e->weak = spy_py.PyWeakref_NewRef(code, NULL);
-    e->file = json_attribute(code, SPY_NAME_CO_FILENAME, SPY_RENDER_STR_MAX,
-                             &e->file_len);
-    e->func = json_attribute(code, SPY_NAME_CO_NAME, 200, &e->func_len);
-    if (e->weak == NULL || e->file == NULL || e->func == NULL) {
+    e->site = json_attribute(code, SPY_NAME_CO_FILENAME, SPY_RENDER_STR_MAX,
+                             site_start, "\",\"line\":", &e->site_len);
+    e->func = json_attribute(code, SPY_NAME_CO_NAME, 200, ",\"func\":\"",
+                             "\"", &e->func_len);
+    if (e->weak == NULL || e->site == NULL || e->func == NULL) {
         spy_py.PyErr_Clear();
         clear_entry(e);
         return NULL;
     }
+    e->file = e->site + sizeof(site_start) - 1;
+    e->file_len = e->site_len - (sizeof(site_start) - 1)
+                  - (sizeof("\",\"line\":") - 1);
     e->code = code;
     for (int i = 0; i < LINES_PER_CODE; i++) {
         e->lasti[i] = -1;
@@ -201,27 +226,46 @@ is_library(struct code_entry *e)
     return e->library;
 }
 
-/* PyFrame_GetLineNumber scans the line table; an offset seen before
- * needs no scan (3.11+, where the offset can be asked for). */
-static int
-cached_line(struct code_entry *e, PyObject *frame)
+/* Appends the frame's line number.  PyFrame_GetLineNumber scans the line
+ * table; an offset seen before needs no scan, nor formatting (3.11+,
+ * where the offset can be asked for). */
+static void
+put_cached_line(struct spy_buf *b, struct code_entry *e, PyObject *frame)
 {
-    int lasti, line;
+    struct spy_buf text;
+    unsigned int slot;
+    int lasti;
 
     if (spy_py.PyFrame_GetLasti == NULL) {
-        return spy_py.PyFrame_GetLineNumber(frame);
+        spy_buf_put_i64(b, spy_py.PyFrame_GetLineNumber(frame));
+        return;
     }
     lasti = spy_py.PyFrame_GetLasti(frame);
-    for (int i = 0; i < LINES_PER_CODE; i++) {
-        if (e->lasti[i] == lasti) {
-            return e->line[i];
+    for (slot = 0; slot < LINES_PER_CODE; slot++) {
+        if (e->lasti[slot] == lasti) {
+            spy_buf_put(b, e->line[slot], e->line_len[slot]);
+            return;
         }
     }
-    line = spy_py.PyFrame_GetLineNumber(frame);
-    e->lasti[e->next_line] = lasti;
-    e->line[e->next_line] = line;
-    e->next_line = (e->next_line + 1) % LINES_PER_CODE;
-    return line;
+    slot = e->next_line;
+    e->next_line = (slot + 1) % LINES_PER_CODE;
+    e->lasti[slot] = lasti;
+    text = (struct spy_buf){e->line[slot], 0, sizeof(e->line[slot]), 0};
+
+    spy_buf_put_i64(&text, spy_py.PyFrame_GetLineNumber(frame));
+    e->line_len[slot] = (unsigned char)text.len;
+    spy_buf_put(b, text.data, text.len);
+}
+
+/* ,"file":…,"line":N,"func":… of a cached frame, after `start`. */
+static void
+put_cached_site(struct spy_buf *b, const char *start, size_t start_len,
+                struct code_entry *e, PyObject *frame)
+{
+    spy_buf_put(b, start, start_len);
+    spy_buf_put(b, e->site, e->site_len);
+    put_cached_line(b, e, frame);
+    spy_buf_put(b, e->func, e->func_len);
 }
 
 /* 3.8 has no PyFrame_GetCode or PyFrame_GetBack, and reading the
@@ -312,13 +356,8 @@ put_caller_json(struct spy_buf *b, PyObject *frame)
             break;
         }
         if (!is_library(e)) {
-            spy_buf_lit(b, ",\"caller\":{\"file\":\"");
-            spy_buf_put(b, e->file, e->file_len);
-            spy_buf_lit(b, "\",\"line\":");
-            spy_buf_put_i64(b, cached_line(e, current));
-            spy_buf_lit(b, ",\"func\":\"");
-            spy_buf_put(b, e->func, e->func_len);
-            spy_buf_lit(b, "\"}");
+            put_cached_site(b, ",\"caller\":{", 11, e, current);
+            spy_buf_putc(b, '}');
             break;
         }
         back = frame_back(current);
@@ -344,13 +383,7 @@ spy_location_put_json(struct spy_buf *b)
     }
     e = cached_code(code);
     if (e != NULL) {
-        spy_buf_lit(b, ",\"file\":\"");
-        spy_buf_put(b, e->file, e->file_len);
-        spy_buf_lit(b, "\",\"line\":");
-        spy_buf_put_i64(b, cached_line(e, frame));
-        spy_buf_lit(b, ",\"func\":\"");
-        spy_buf_put(b, e->func, e->func_len);
-        spy_buf_putc(b, '"');
+        put_cached_site(b, ",", 1, e, frame);
         spy_py.Py_DecRef(code);
         if (is_library(e)) {
             put_caller_json(b, frame);

@@ -1,8 +1,20 @@
 #include "pyapi.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 
 struct spy_pyapi spy_py;
+int spy_py_layout_known;
+
+void
+spy_pyapi_set_runtime(const char *python_version, int free_threaded)
+{
+    int major = 0, minor = 0;
+
+    spy_py_layout_known = !free_threaded
+        && sscanf(python_version, "%d.%d", &major, &minor) == 2
+        && major == 3 && minor >= 8 && minor <= 13;
+}
 
 int
 spy_pyapi_load(void *handle, const char **missing)

@@ -162,6 +162,12 @@ extern struct spy_pyapi spy_py;
  * or -1 with the name of the first missing required symbol in *missing. */
 int spy_pyapi_load(void *handle, const char **missing);
 
+/* Whether the running interpreter is a GIL build of CPython 3.8-3.13,
+ * whose fixed object layouts the hot path may read directly instead of
+ * calling a function (each such read says which field it takes). */
+extern int spy_py_layout_known;
+void spy_pyapi_set_runtime(const char *python_version, int free_threaded);
+
 /* The current thread's state, or NULL before start-up, after shutdown
  * and in threads Python does not know. */
 void *spy_pyapi_thread_state(void);

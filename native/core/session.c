@@ -129,6 +129,7 @@ spy_session_start(const struct spy_session_options *options)
     session_started = 1;
     install_signal_handlers();
     spy_location_use_cache(!options->free_threaded);
+    spy_pyapi_set_runtime(options->python_version, options->free_threaded);
     for (const char *line = options->config; line != NULL && *line != '\0';) {
         const char *end = strchrnul(line, '\n');
 

@@ -34,6 +34,10 @@ static struct {
     char *data;
     volatile size_t used;           /* bytes of complete records only */
     uint64_t seq;
+    /* seq as decimal text, counted up in place (most records change one
+     * digit), with room for a fixed-size copy: see put_header. */
+    char seq_text[SPY_U64_DIGITS];
+    size_t seq_len;
     struct destination dests[MAX_DESTINATIONS];
     int ndests;
     pid_t pid;
@@ -43,7 +47,7 @@ static struct {
     int closed;
     spy_stream_reconnect_fn reconnect;
     void (*watch)(void);
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .seq_text = "0", .seq_len = 1};
 
 volatile unsigned int spy_fork_generation;
 
@@ -250,6 +254,8 @@ after_fork_child(void)
     S.ppid = S.pid;
     S.pid = getpid();
     S.seq = 0;
+    memcpy(S.seq_text, "0", 1);
+    S.seq_len = 1;
     S.flusher_running = 0;
     for (int i = 0; i < S.ndests; i++) {
         if (S.dests[i].is_socket && S.dests[i].fd >= 0) {
@@ -332,6 +338,52 @@ restart_in_child_locked(void)
     start_flusher();
 }
 
+static void
+count_seq(void)
+{
+    size_t i = S.seq_len;
+
+    S.seq++;
+    while (i > 0 && S.seq_text[i - 1] == '9') {
+        S.seq_text[--i] = '0';
+    }
+    if (i > 0) {
+        S.seq_text[i - 1]++;
+    }
+    else {
+        memmove(S.seq_text + 1, S.seq_text, S.seq_len);
+        S.seq_text[0] = '1';
+        S.seq_len++;
+    }
+}
+
+/* The timestamp's digits above the last eight change every 0.1 s: they
+ * are formatted then, not on every record. */
+static size_t
+put_timestamp(char *p, uint64_t ns)
+{
+    static uint64_t cached_high = UINT64_MAX;
+    static char high_digits[SPY_U64_DIGITS];
+    static size_t high_len;
+    const uint64_t e8 = 100000000u;
+    uint64_t high = ns / e8;
+
+    if (high == 0) {
+        return spy_format_u64(p, ns);
+    }
+    if (high != cached_high) {
+        high_len = spy_format_u64(high_digits, high);
+        cached_high = high;
+    }
+    memcpy(p, high_digits, SPY_U64_DIGITS);     /* see put_header */
+    spy_format_8_digits(p + high_len, (uint32_t)(ns % e8));
+    return high_len + 8;
+}
+
+/* Under the stream lock, into HEADER_SIZE(name_len) bytes.  The sequence
+ * number and the timestamp's leading digits are copied SPY_U64_DIGITS
+ * bytes at a time (a fixed-size copy is a few moves, not a call): the
+ * bytes past their digits are within those reserved and written over. */
 static size_t
 put_header(char *p, const char *name, size_t name_len)
 {
@@ -345,11 +397,13 @@ put_header(char *p, const char *name, size_t name_len)
     p += name_len;
     memcpy(p, "\",\"seq\":", 8);
     p += 8;
-    p += spy_format_u64(p, ++S.seq);
+    count_seq();
+    memcpy(p, S.seq_text, SPY_U64_DIGITS);
+    p += S.seq_len;
     memcpy(p, ",\"ts\":", 6);
     p += 6;
-    p += spy_format_u64(p, (uint64_t)now.tv_sec * 1000000000u
-                           + (uint64_t)now.tv_nsec);
+    p += put_timestamp(p, (uint64_t)now.tv_sec * 1000000000u
+                          + (uint64_t)now.tv_nsec);
     return (size_t)(p - start);
 }
 
