@@ -129,6 +129,38 @@ function contenders(python, target, { prepare, cleanup, only } = {}) {
   });
 }
 
+/**
+ * The floors any C audit hook pays (bench/floor/floorhook.c, built against `python`'s headers):
+ * CPython's dispatch to a hook that does nothing, and that plus writing a fixed line as long as the
+ * launcher's record for this workload. Both are measured against the same wrapper with no hook
+ * (ctypes loaded), so the per-event figures leave the wrapper's start-up out. None when no compiler.
+ */
+function floorContenders(python, target) {
+  const include = commandOutput([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["include"])']);
+  const lib = path.join(WORK, `floorhook-${path.basename(python)}.so`);
+  try {
+    execFileSync('cc', ['-O2', '-shared', '-fPIC', `-I${include}`, '-o', lib, path.join(__dirname, 'floor', 'floorhook.c')], { stdio: 'pipe' });
+  } catch (err) {
+    notes.push(`The C hook floors were not measured: building bench/floor/floorhook.c failed (${String(err.stderr ?? err.message).split('\n')[0]}).`);
+    return [];
+  }
+  // The launcher's mean record length on this workload, from a short run.
+  const sample = freshLog();
+  execFileSync(LAUNCHER, ['--log-file', sample, '--python', python, target[0], '2000']);
+  const records = fs.readFileSync(sample, 'latin1').split('\n').filter((l) => l.includes('"bench.storm"'));
+  fs.rmSync(sample, { force: true });
+  const recordBytes = Math.round(records.reduce((n, l) => n + l.length + 1, 0) / records.length);
+  return [['floor-base', -1], ['floor-empty', 0], ['floor-line', 1]].map(([name, mode]) => {
+    const log = freshLog();
+    return {
+      name,
+      before: async () => {},
+      run: () => timeProcess([python, path.join(WORKLOADS, 'floorhook.py'), lib, String(mode), log, String(recordBytes), '--', ...target], { cwd: WORK }),
+      after: async () => fs.rmSync(log, { force: true }),
+    };
+  });
+}
+
 // ---- sections --------------------------------------------------------------------------------------
 
 const CONTENDER_LABEL = {
@@ -138,6 +170,9 @@ const CONTENDER_LABEL = {
   pyhook: 'hand-written `sys.addaudithook` JSON logger',
   strace: '`strace -f -e trace=file,network`',
   'cli-startup': 'CLI end to end, the same program raising no event (its start-up)',
+  'floor-base': 'floor: python with ctypes loaded, no hook (the two floors\' baseline)',
+  'floor-empty': 'floor: a C hook that returns at once (CPython\'s own dispatch)',
+  'floor-line': 'floor: a C hook writing a fixed line of a record\'s length, 64 KiB batches (the bytes\' cost)',
 };
 
 const results = [];   // {section, title, rows: [{contender, ratio, seconds, rssKiB, extra}], targets: [...]}
@@ -169,9 +204,9 @@ async function ratioSection(section, title, runs, list, extra) {
  * wall time and, when GNU time measured it, in CPU time (user + system of all the contender's
  * processes: on a loaded machine it is the steadier of the two, but it adds up work done in parallel).
  */
-function perEventNs(samples, name, events) {
+function perEventNs(samples, name, events, baseline = 'plain') {
   const per = (key) => {
-    const plain = samples.get('plain')[key];
+    const plain = samples.get(baseline)[key];
     const mine = samples.get(name)[key];
     return mine.length === plain.length && mine.length > 0
       ? summary(mine.map((t, i) => ((t - plain[i]) / events) * 1e9))
@@ -238,9 +273,13 @@ async function main() {
     // The CLI's own start-up (Node, the engine, the channel), to tell it from what each event costs.
     const cliStartup = contenders(python, [path.join(WORKLOADS, 'storm.py'), '0'], { only: ['cli'] })
       .map((c) => ({ ...c, name: 'cli-startup' }));
+    const floors = floorContenders(python, [path.join(WORKLOADS, 'storm.py'), String(events)]);
     await ratioSection('storm', `Event storm: ${events.toLocaleString('en')} \`sys.audit\` calls`, R,
-      [...contenders(python, [path.join(WORKLOADS, 'storm.py'), String(events)]), ...cliStartup],
-      (samples) => Object.fromEntries(['launcher', 'cli', 'pyhook', 'strace'].filter((n) => samples.has(n)).map((n) => [n, perEventNs(samples, n, events)])));
+      [...contenders(python, [path.join(WORKLOADS, 'storm.py'), String(events)]), ...cliStartup, ...floors],
+      (samples) => ({
+        ...Object.fromEntries(['launcher', 'cli', 'pyhook', 'strace'].filter((n) => samples.has(n)).map((n) => [n, perEventNs(samples, n, events)])),
+        ...Object.fromEntries(['floor-empty', 'floor-line'].filter((n) => samples.has(n)).map((n) => [n, perEventNs(samples, n, events, 'floor-base')])),
+      }));
   }
   if (options.only.has('compileall')) {
     const copy = stdlibCopy(python);
@@ -378,7 +417,13 @@ function report(info) {
   if (storm) {
     const perEvent = (ns) => `${fmt(ns.wall.median, 0)} ns wall${ns.cpu ? `, ${fmt(ns.cpu.median, 0)} ns CPU` : ''}`;
     const launcherNs = storm.extra.launcher;
-    targets.push(['≤ 150 ns added per event, launcher, storm (3.12)', perEvent(launcherNs), launcherNs.wall.median <= 150]);
+    // What any C hook pays before formatting anything: said beside the target it bounds.
+    const floorEmpty = storm.extra['floor-empty'];
+    const floorLine = storm.extra['floor-line'];
+    const floorText = floorEmpty && floorLine
+      ? `; floors in the same rounds: a C hook that does nothing ${perEvent(floorEmpty)}, one writing a record-length line ${perEvent(floorLine)}`
+      : '';
+    targets.push(['≤ 150 ns added per event, launcher, storm (3.12)', `${perEvent(launcherNs)}${floorText}`, launcherNs.wall.median <= 150]);
     for (const version of ['3.8', '3.13']) {
       const s = bySection[`storm-${version}`];
       if (s) targets.push([`… held on ${version}`, perEvent(s.extra.launcher), s.extra.launcher.wall.median <= 150]);
