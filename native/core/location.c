@@ -14,6 +14,9 @@
  * for its successor, and none is kept alive. */
 #define CODE_CACHE_SIZE 1024
 #define LINES_PER_CODE 4
+/* The longest site text kept whole, and the longest int as text. */
+#define SITE_TEXT_MAX 1024
+#define SPY_INT_TEXT_MAX 11
 /* How far the search for the caller of library code goes up the stack. */
 #define MAX_CALLER_DEPTH 64
 
@@ -28,9 +31,13 @@ struct code_entry {
     size_t func_len;
     const char *file;           /* co_filename's text, within site */
     size_t file_len;
+    /* The last few instruction offsets seen, each with its whole site text
+     * (site, line number, func) in `sites`, `site_stride` bytes apart:
+     * a record's location is then one copy.  NULL when too long. */
     int lasti[LINES_PER_CODE];
-    char line[LINES_PER_CODE][12];
-    unsigned char line_len[LINES_PER_CODE];
+    char *sites;
+    size_t site_stride;
+    size_t sites_len[LINES_PER_CODE];
     unsigned int next_line;
     /* Whether the file is the interpreter's own code (see is_library);
      * decided once the library roots are known. */
@@ -94,6 +101,7 @@ clear_entry(struct code_entry *e)
     }
     free(e->site);
     free(e->func);
+    free(e->sites);
     memset(e, 0, sizeof(*e));
 }
 
@@ -138,6 +146,12 @@ cached_code(PyObject *code)
     e->code = code;
     for (int i = 0; i < LINES_PER_CODE; i++) {
         e->lasti[i] = -1;
+    }
+    /* Room for the longest line number; a site is rarely longer than a
+     * few hundred bytes, and one that is only costs three copies. */
+    e->site_stride = e->site_len + SPY_INT_TEXT_MAX + e->func_len;
+    if (e->site_stride <= SITE_TEXT_MAX && spy_py.PyFrame_GetLasti != NULL) {
+        e->sites = malloc(LINES_PER_CODE * e->site_stride);
     }
     return e;
 }
@@ -226,46 +240,42 @@ is_library(struct code_entry *e)
     return e->library;
 }
 
-/* Appends the frame's line number.  PyFrame_GetLineNumber scans the line
- * table; an offset seen before needs no scan, nor formatting (3.11+,
- * where the offset can be asked for). */
+/* ,"file":…,"line":N,"func":… of a cached frame, after `start`.
+ * PyFrame_GetLineNumber scans the line table: an instruction offset seen
+ * before needs no scan and no formatting (3.11+, where the offset can be
+ * asked for). */
 static void
-put_cached_line(struct spy_buf *b, struct code_entry *e, PyObject *frame)
+put_cached_site(struct spy_buf *b, const char *start, size_t start_len,
+                struct code_entry *e, PyObject *frame)
 {
     struct spy_buf text;
     unsigned int slot;
     int lasti;
 
-    if (spy_py.PyFrame_GetLasti == NULL) {
+    spy_buf_put(b, start, start_len);
+    if (e->sites == NULL) {
+        spy_buf_put(b, e->site, e->site_len);
         spy_buf_put_i64(b, spy_py.PyFrame_GetLineNumber(frame));
+        spy_buf_put(b, e->func, e->func_len);
         return;
     }
     lasti = spy_py.PyFrame_GetLasti(frame);
     for (slot = 0; slot < LINES_PER_CODE; slot++) {
         if (e->lasti[slot] == lasti) {
-            spy_buf_put(b, e->line[slot], e->line_len[slot]);
+            spy_buf_put(b, e->sites + slot * e->site_stride, e->sites_len[slot]);
             return;
         }
     }
     slot = e->next_line;
     e->next_line = (slot + 1) % LINES_PER_CODE;
-    e->lasti[slot] = lasti;
-    text = (struct spy_buf){e->line[slot], 0, sizeof(e->line[slot]), 0};
-
+    text = (struct spy_buf){e->sites + slot * e->site_stride, 0,
+                            e->site_stride, 0};
+    spy_buf_put(&text, e->site, e->site_len);
     spy_buf_put_i64(&text, spy_py.PyFrame_GetLineNumber(frame));
-    e->line_len[slot] = (unsigned char)text.len;
+    spy_buf_put(&text, e->func, e->func_len);
+    e->lasti[slot] = lasti;
+    e->sites_len[slot] = text.len;
     spy_buf_put(b, text.data, text.len);
-}
-
-/* ,"file":…,"line":N,"func":… of a cached frame, after `start`. */
-static void
-put_cached_site(struct spy_buf *b, const char *start, size_t start_len,
-                struct code_entry *e, PyObject *frame)
-{
-    spy_buf_put(b, start, start_len);
-    spy_buf_put(b, e->site, e->site_len);
-    put_cached_line(b, e, frame);
-    spy_buf_put(b, e->func, e->func_len);
 }
 
 /* 3.8 has no PyFrame_GetCode or PyFrame_GetBack, and reading the
