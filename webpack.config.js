@@ -1,5 +1,7 @@
-// Bundles the four Node entry points into dist/. dist/bin/ belongs to the native build (make -C native)
-// and is never cleaned here.
+// Bundles the four Node entry points into dist/. The command line and the debug adapter are each two:
+// a small starter (dist/cli.js, dist/adapter.js: adapter/start/) that runs the program's bundle
+// (dist/cli-main.js, dist/adapter-main.js) with V8's code cache. dist/bin/ belongs to the native build
+// (make -C native) and is never cleaned here.
 'use strict';
 
 const path = require('path');
@@ -10,8 +12,10 @@ module.exports = {
   target: 'node',
   entry: {
     extension: './extension/extension.ts',
-    adapter: './adapter/main.ts',
-    cli: './adapter/cli.ts',
+    adapter: './adapter/start/adapter.ts',
+    'adapter-main': './adapter/main.ts',
+    cli: './adapter/start/cli.ts',
+    'cli-main': './adapter/cli.ts',
     server: './server/main.ts',
   },
   output: {
