@@ -15,13 +15,19 @@ test('the manifest contributes the spython debug type', () => {
 });
 
 test('the build produced every bundle the manifest points at', () => {
-  for (const name of ['extension', 'adapter', 'cli', 'server']) {
+  // adapter.js and cli.js start adapter-main.js and cli-main.js (adapter/start/).
+  for (const name of ['extension', 'adapter', 'adapter-main', 'cli', 'cli-main', 'server']) {
     assert.ok(fs.existsSync(path.join(root, 'dist', `${name}.js`)), `dist/${name}.js is missing`);
   }
   for (const bin of Object.values(manifest.bin) as string[]) {
     const text = fs.readFileSync(path.join(root, bin), 'utf8');
     assert.ok(text.startsWith('#!/usr/bin/env node\n'), `${bin} has no #! line`);
   }
+});
+
+test("dist/package.json gives the bundles their own package scope: CommonJS, the manifest's name and version", () => {
+  const scope = JSON.parse(fs.readFileSync(path.join(root, 'dist', 'package.json'), 'utf8'));
+  assert.deepEqual(scope, { name: manifest.name, version: manifest.version, private: true, type: 'commonjs' });
 });
 
 test('the native launcher is in dist/bin', () => {
