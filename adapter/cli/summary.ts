@@ -2,7 +2,7 @@
 // tables printed when it ends: counts per event grouped by category, denied operations, verification
 // failures and processes.
 
-import Table from 'cli-table3';
+import type Table from 'cli-table3';
 import { eventMatcher, mainArgument } from '../catalog';
 import { AuditRecord, formatValue, fullRecord, ReceivedRecord } from '../records';
 import { categoryLabel, categoryOf, Colors, location, n, OTHER_CATEGORY, siteLocation, SUMMARY_CATEGORIES, truncate } from './render';
@@ -311,6 +311,8 @@ function refusalReason(file: string, why: string): string {
 }
 
 function table(head: string[], colAligns: Array<'left' | 'right'>): Table.Table {
+  // Loaded when a summary is drawn: `run --no-summary` and the other subcommands start without it.
+  const TableClass: typeof Table = require('cli-table3');
   // Colours are ours (picocolors); cli-table3's own would ignore --no-color.
-  return new Table({ head, colAligns, style: { head: [], border: [], compact: true } });
+  return new TableClass({ head, colAligns, style: { head: [], border: [], compact: true } });
 }
