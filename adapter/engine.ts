@@ -221,12 +221,20 @@ export class Engine extends EventEmitter {
   async start(plan: LaunchPlan): Promise<void> {
     this.plan = plan;
     this.launcherConfig = plan.launcherConfig;
-    await this.prepare(plan);
     const tree = (this.tree = new ProcessTree(undefined, (why) => this.emit('notice', why)));
-    this.server = await ChannelServer.create({
+    // The channel's directory and socket are made while the run log's file is (the launcher waits for both).
+    const serverReady = ChannelServer.create({
       config: (hello, connection) => this.welcome(hello, connection),
       checkPeer: (socket, hello) => tree.check(socket, hello),
     });
+    serverReady.catch(() => undefined); // awaited below, once the run log is ready
+    try {
+      await this.prepare(plan);
+    } catch (err) {
+      void serverReady.then((server) => server.close(), () => undefined);
+      throw err;
+    }
+    this.server = await serverReady;
     const env = { ...plan.env, ...this.server.env };
     this.launched = true;
     try {
@@ -236,6 +244,8 @@ export class Engine extends EventEmitter {
       void this.finish();
       throw err;
     }
+    // While the launcher starts up, not once it has connected and waits for its welcome.
+    tree.prepare();
     return this.started.promise;
   }
 
