@@ -523,12 +523,13 @@ export class Engine extends EventEmitter {
     clearInterval(this.summaryTimer);
     this.reportHeldBack();
     if (this.exitCode === undefined && !this.child) this.exitCode = this.main?.connection.exitStatus;
-    await Promise.all([this.server?.close(), ...[...this.relays].map((relay) => relay.close())]);
-    try {
-      await this.writer?.close();
-    } catch {
-      // Reported by the writer's 'error' event already.
-    }
+    // Closing the server ends its connections at once, so no record comes after: the log closes meanwhile.
+    await Promise.all([
+      this.server?.close(),
+      ...[...this.relays].map((relay) => relay.close()),
+      // A write error was reported by the writer's 'error' event already.
+      this.writer?.close().catch(() => undefined),
+    ]);
     this.emit('exited', this.exitCode);
     this.emit('ended');
     this.ended.resolve();
