@@ -6,8 +6,9 @@
 // The cache is kept per user beside the launcher's interpreter cache (README, "Launcher"): one file
 // per bundle and Node version. It is made on first use and made again when the bundle changes (its
 // size, inode or modification time), when V8 rejects it, and when a kind of run it has not seen yet
-// (another subcommand) has compiled other functions. A cache that cannot be read or written (a fresh
-// machine, a read-only home) costs nothing but the time it would have saved.
+// (another subcommand) has compiled other functions: at the process's exit, or a second into it. A
+// cache that cannot be read or written (a fresh machine, a read-only home) costs nothing but the time
+// it would have saved.
 
 import * as fs from 'node:fs';
 import { Module } from 'node:module';
@@ -18,6 +19,11 @@ import * as vm from 'node:vm';
 const FORMAT = 'spython-code-cache 1';
 /** Kinds of run (subcommands) recorded in one cache; past this many, new ones no longer rewrite it. */
 const MAX_KINDS = 16;
+/**
+ * A run still going after this long writes the cache then, not at its exit: V8 drops the bytecode of
+ * functions idle through several collections (the start-up's, in a long run) before the exit comes.
+ */
+const WRITE_AFTER_MS = 1000;
 
 /** What became of the cache in one run: taken by V8, or why not. */
 export type CacheStatus = 'used' | 'absent' | 'stale' | 'rejected' | 'off';
@@ -77,7 +83,13 @@ export function runBundle(bundle: string, kind: string, dir: string | undefined 
     file === undefined ? 'off' : !cached ? 'absent' : cached.stale ? 'stale' : script.cachedDataRejected ? 'rejected' : 'used';
   const kinds = status === 'used' ? cached!.header.kinds : [];
   if (file !== undefined && (status !== 'used' || (!kinds.includes(kind) && kinds.length < MAX_KINDS))) {
-    process.once('exit', () => writeCache(file, { format: FORMAT, ...identity, kinds: [...kinds, kind], length: 0 }, script));
+    const write = () => {
+      clearTimeout(timer);
+      process.off('exit', write);
+      writeCache(file, { format: FORMAT, ...identity, kinds: [...kinds, kind], length: 0 }, script);
+    };
+    const timer = setTimeout(write, WRITE_AFTER_MS).unref();
+    process.once('exit', write);
   }
 
   const module = new Module(bundle);

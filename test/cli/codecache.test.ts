@@ -1,6 +1,7 @@
 // The starters' code cache (adapter/start/codecache.ts): a bundle runs exactly as Node would run it,
 // the cache is made on first use and taken after, made again when the bundle changes, when V8 rejects
-// it or when another kind of run comes, and a cache that cannot be read or written never fails a run.
+// it or when another kind of run comes (at the exit, or a second into a long run), and a cache that
+// cannot be read or written never fails a run.
 // Then the real starter: `node dist/cli.js` with a fresh, and with an unwritable, cache directory.
 
 import { describe, test } from 'node:test';
@@ -120,6 +121,24 @@ describe('code cache', { concurrency: 4 }, () => {
     // Not even a header.
     fs.writeFileSync(cached, 'garbage');
     assert.equal((await runThrough(file, 'run', cacheDir)).status, 'stale');
+    assert.equal((await runThrough(file, 'run', cacheDir)).status, 'used');
+  });
+
+  test('a long run writes the cache a second in, before V8 could drop its start-up code', async () => {
+    const dir = tempDir('spython-codecache-');
+    const cacheDir = path.join(dir, 'cache');
+    const file = writeFile(
+      dir,
+      'long.js',
+      `const fs = require('node:fs');\n` +
+        `const seen = () => fs.existsSync(${JSON.stringify(cacheDir)});\n` +
+        `const early = seen();\n` +
+        `setTimeout(() => process.stdout.write(JSON.stringify({ early, later: seen() })), 1500);\n`,
+    );
+    const { output, status } = await runThrough(file, 'run', cacheDir);
+    assert.equal(status, 'absent');
+    assert.deepEqual(output, { early: false, later: true });
+    assert.deepEqual(header(cacheFile(cacheDir, file)).kinds, ['run']);
     assert.equal((await runThrough(file, 'run', cacheDir)).status, 'used');
   });
 
