@@ -62,9 +62,16 @@ export function cacheFile(dir: string, bundle: string): string {
 /**
  * Compiles and runs `bundle` as Node would run it as a CommonJS module (same wrapper, `require`,
  * `module`, `__filename` and `__dirname`), with its code cache from `dir`. `kind` names what this run
- * does (the subcommand): a kind the cache has not seen has the cache rewritten when the process exits.
+ * does (the subcommand; undefined for a run that shows little of it, such as help): a kind the cache
+ * has not seen has it rewritten, unless the process exits with a status for which `didItsWork` says
+ * it stopped short (a usage error), having compiled little of that kind's code.
  */
-export function runBundle(bundle: string, kind: string, dir: string | undefined = cacheDir()): CacheStatus {
+export function runBundle(
+  bundle: string,
+  kind: string | undefined,
+  dir: string | undefined = cacheDir(),
+  didItsWork: (exitStatus: number) => boolean = () => true,
+): CacheStatus {
   const fd = fs.openSync(bundle, 'r');
   let source: string;
   let stat: fs.Stats;
@@ -82,13 +89,17 @@ export function runBundle(bundle: string, kind: string, dir: string | undefined 
   const status: CacheStatus =
     file === undefined ? 'off' : !cached ? 'absent' : cached.stale ? 'stale' : script.cachedDataRejected ? 'rejected' : 'used';
   const kinds = status === 'used' ? cached!.header.kinds : [];
-  if (file !== undefined && (status !== 'used' || (!kinds.includes(kind) && kinds.length < MAX_KINDS))) {
-    const write = () => {
+  const learns = kind !== undefined && !kinds.includes(kind) && kinds.length < MAX_KINDS;
+  if (file !== undefined && (status !== 'used' || learns)) {
+    const write = (exitStatus?: number) => {
       clearTimeout(timer);
       process.off('exit', write);
-      writeCache(file, { format: FORMAT, ...identity, kinds: [...kinds, kind], length: 0 }, script);
+      const learned = learns && (exitStatus === undefined || didItsWork(exitStatus));
+      // Without a usable cache, any is better than none; with one, only a new kind's work adds to it.
+      if (status === 'used' && !learned) return;
+      writeCache(file, { format: FORMAT, ...identity, kinds: learned ? [...kinds, kind!] : kinds, length: 0 }, script);
     };
-    const timer = setTimeout(write, WRITE_AFTER_MS).unref();
+    const timer = setTimeout(() => write(), WRITE_AFTER_MS).unref();
     process.once('exit', write);
   }
 

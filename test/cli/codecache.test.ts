@@ -25,17 +25,26 @@ function bundle(dir: string, marker = 'one'): string {
       `    thisIsExports: this === module.exports, moduleFile: module.filename, fs: typeof fs.readFileSync,\n` +
       `    relative: require.resolve('./bundle.js') };\n` +
       `}\n` +
-      `process.stdout.write(JSON.stringify(report.call(this)));\n`,
+      `process.stdout.write(JSON.stringify(report.call(this)));\n` +
+      `process.exitCode = Number(process.env.BUNDLE_EXIT ?? 0);\n`,
   );
 }
 
-/** Runs `file` through runBundle with cache directory `cacheDir`: what it printed, and the cache's status. */
-async function runThrough(file: string, kind: string, cacheDir: string): Promise<{ output: Record<string, unknown>; status: string }> {
+/**
+ * Runs `file` through runBundle with cache directory `cacheDir` (`kind` null: none), the run counting
+ * as done unless it exits with status 2: what it printed, and the cache's status.
+ */
+async function runThrough(
+  file: string,
+  kind: string | null,
+  cacheDir: string,
+  exitStatus = 0,
+): Promise<{ output: Record<string, unknown>; status: string }> {
   const script =
-    `const status = require(${JSON.stringify(CODECACHE)}).runBundle(${JSON.stringify(file)}, ${JSON.stringify(kind)}, ` +
-    `${JSON.stringify(cacheDir)});\nprocess.stderr.write(status);`;
-  const result = await runProcess(process.execPath, ['-e', script]);
-  assert.equal(result.status, 0, show(result));
+    `const status = require(${JSON.stringify(CODECACHE)}).runBundle(${JSON.stringify(file)}, ${JSON.stringify(kind ?? undefined)}, ` +
+    `${JSON.stringify(cacheDir)}, (status) => status !== 2);\nprocess.stderr.write(status);`;
+  const result = await runProcess(process.execPath, ['-e', script], { env: { BUNDLE_EXIT: String(exitStatus) } });
+  assert.equal(result.status, exitStatus, show(result));
   return { output: JSON.parse(result.stdoutText) as Record<string, unknown>, status: result.stderrText };
 }
 
@@ -79,6 +88,22 @@ describe('code cache', { concurrency: 4 }, () => {
     assert.deepEqual(header(cached).kinds, ['run', 'stamp']);
     assert.equal((await runThrough(file, 'stamp', cacheDir)).status, 'used');
     assert.deepEqual(fs.readdirSync(cacheDir), [path.basename(cached)], 'no temporary file is left behind');
+  });
+
+  test('help (no kind) and a run that stopped short (a usage error) add no kind; without a cache, they make one', async () => {
+    const dir = tempDir('spython-codecache-');
+    const file = bundle(dir);
+    const cacheDir = path.join(dir, 'cache');
+    const cached = cacheFile(cacheDir, file);
+
+    assert.equal((await runThrough(file, 'run', cacheDir, 2)).status, 'absent');
+    assert.deepEqual(header(cached).kinds, [], 'a cache, but no kind learned');
+    assert.equal((await runThrough(file, null, cacheDir)).status, 'used');
+    assert.deepEqual(header(cached).kinds, []);
+    assert.equal((await runThrough(file, 'run', cacheDir, 2)).status, 'used');
+    assert.deepEqual(header(cached).kinds, []);
+    assert.equal((await runThrough(file, 'run', cacheDir, 1)).status, 'used');
+    assert.deepEqual(header(cached).kinds, ['run'], 'any other status counts as the work done');
   });
 
   test('a changed bundle is run as it is now, and its cache made again', async () => {
@@ -156,8 +181,10 @@ describe('code cache', { concurrency: 4 }, () => {
 });
 
 describe('dist/cli.js with its code cache', NOT_BUILT, () => {
-  test('the first run makes the cache, later runs take it; an unwritable cache directory is no error', async () => {
+  test('the first run makes the cache, later runs take it; help teaches no kind; an unwritable cache directory is no error', async () => {
     const cacheDir = path.join(tempDir('spython-codecache-'), 'cache');
+    const help = await runCli(['run', '--help'], { env: { SPYTHON_CACHE_DIR: cacheDir } });
+    assert.equal(help.status, 0, show(help));
     for (let i = 0; i < 2; i++) {
       const result = await runCli(['--version'], { env: { SPYTHON_CACHE_DIR: cacheDir } });
       assert.equal(result.status, 0, show(result));
