@@ -26,7 +26,7 @@ const MAX_KINDS = 16;
 const WRITE_AFTER_MS = 1000;
 
 /** What became of the cache in one run: taken by V8, or why not. */
-export type CacheStatus = 'used' | 'absent' | 'stale' | 'rejected' | 'off';
+export type CacheStatus = 'used' | 'absent' | 'stale' | 'untrusted' | 'rejected' | 'off';
 
 /** The first line of a cache file; the code cache follows it. */
 interface Header {
@@ -87,7 +87,7 @@ export function runBundle(
 
   const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData: cached?.data });
   const status: CacheStatus =
-    file === undefined ? 'off' : !cached ? 'absent' : cached.stale ? 'stale' : script.cachedDataRejected ? 'rejected' : 'used';
+    file === undefined ? 'off' : !cached ? 'absent' : cached.problem ?? (script.cachedDataRejected ? 'rejected' : 'used');
   const kinds = status === 'used' ? cached!.header.kinds : [];
   const learns = kind !== undefined && !kinds.includes(kind) && kinds.length < MAX_KINDS;
   if (file !== undefined && (status !== 'used' || learns)) {
@@ -115,19 +115,30 @@ export function runBundle(
 function readCache(
   file: string,
   identity: Omit<Header, 'format' | 'kinds' | 'length'>,
-): { header: Header; data?: Buffer; stale: boolean } | undefined {
+): { header: Header; data?: Buffer; problem?: 'stale' | 'untrusted' } | undefined {
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(file);
-  } catch {
-    return undefined;
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      // V8 runs the bytecode it is handed: only a file of this user's, which no one else may write.
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile() || stat.uid !== process.getuid?.() || (stat.mode & 0o022) !== 0) {
+        return { header: {} as Header, problem: 'untrusted' };
+      }
+      bytes = fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    // A symbolic link (ELOOP) is no cache of ours either.
+    return (err as NodeJS.ErrnoException).code === 'ELOOP' ? { header: {} as Header, problem: 'untrusted' } : undefined;
   }
   const newline = bytes.indexOf(10);
   let header: Header;
   try {
     header = JSON.parse(bytes.toString('utf8', 0, newline)) as Header;
   } catch {
-    return { header: {} as Header, stale: true };
+    return { header: {} as Header, problem: 'stale' };
   }
   const data = bytes.subarray(newline + 1);
   const stale =
@@ -136,7 +147,7 @@ function readCache(
     header.length !== data.length ||
     !Array.isArray(header.kinds) ||
     (Object.keys(identity) as Array<keyof typeof identity>).some((key) => header[key] !== identity[key]);
-  return stale ? { header, stale } : { header, data, stale };
+  return stale ? { header, problem: 'stale' } : { header, data };
 }
 
 /** Writes the cache (to a temporary file renamed into place: a reader never sees half of one). */

@@ -1,7 +1,7 @@
 // The starters' code cache (adapter/start/codecache.ts): a bundle runs exactly as Node would run it,
 // the cache is made on first use and taken after, made again when the bundle changes, when V8 rejects
-// it or when another kind of run comes (at the exit, or a second into a long run), and a cache that
-// cannot be read or written never fails a run.
+// it or when another kind of run comes (at the exit, or a second into a long run), one that others
+// could have written is never taken, and a cache that cannot be read or written never fails a run.
 // Then the real starter: `node dist/cli.js` with a fresh, and with an unwritable, cache directory.
 
 import { describe, test } from 'node:test';
@@ -146,6 +146,28 @@ describe('code cache', { concurrency: 4 }, () => {
     // Not even a header.
     fs.writeFileSync(cached, 'garbage');
     assert.equal((await runThrough(file, 'run', cacheDir)).status, 'stale');
+    assert.equal((await runThrough(file, 'run', cacheDir)).status, 'used');
+  });
+
+  test("a cache others could have written is not taken (V8 would run its bytecode): it is replaced by the user's own", async () => {
+    const dir = tempDir('spython-codecache-');
+    const file = bundle(dir);
+    const cacheDir = path.join(dir, 'cache');
+    const cached = cacheFile(cacheDir, file);
+    await runThrough(file, 'run', cacheDir);
+    const good = fs.readFileSync(cached);
+
+    fs.chmodSync(cached, 0o664);
+    assert.equal((await runThrough(file, 'run', cacheDir)).status, 'untrusted');
+    assert.equal(fs.statSync(cached).mode & 0o777, 0o600, 'made again, as the user’s own');
+    assert.equal((await runThrough(file, 'run', cacheDir)).status, 'used');
+
+    const elsewhere = writeFile(dir, 'elsewhere', good);
+    fs.chmodSync(elsewhere, 0o600);
+    fs.rmSync(cached);
+    fs.symlinkSync(elsewhere, cached);
+    assert.equal((await runThrough(file, 'run', cacheDir)).status, 'untrusted');
+    assert.ok(!fs.lstatSync(cached).isSymbolicLink(), 'the link is replaced by a file');
     assert.equal((await runThrough(file, 'run', cacheDir)).status, 'used');
   });
 
