@@ -25,7 +25,7 @@ const MAX_KINDS = 16;
  */
 const WRITE_AFTER_MS = 1000;
 
-/** What became of the cache in one run: taken by V8, or why not. */
+/** What became of the cache in one run: taken by V8, or why not ('off': no cache directory, or source maps on). */
 export type CacheStatus = 'used' | 'absent' | 'stale' | 'untrusted' | 'rejected' | 'off';
 
 /** The first line of a cache file; the code cache follows it. */
@@ -72,6 +72,11 @@ export function runBundle(
   dir: string | undefined = cacheDir(),
   didItsWork: (exitStatus: number) => boolean = () => true,
 ): CacheStatus {
+  // Node maps stack traces through source maps (--enable-source-maps) only in code its loader compiled.
+  if (process.sourceMapsEnabled) {
+    Module.createRequire(bundle)(bundle);
+    return 'off';
+  }
   const fd = fs.openSync(bundle, 'r');
   let source: string;
   let stat: fs.Stats;

@@ -189,6 +189,18 @@ describe('code cache', { concurrency: 4 }, () => {
     assert.equal((await runThrough(file, 'run', cacheDir)).status, 'used');
   });
 
+  test("with --enable-source-maps the bundle is left to Node's loader, which maps stack traces", async () => {
+    const dir = tempDir('spython-codecache-');
+    const file = bundle(dir);
+    const cacheDir = path.join(dir, 'cache');
+    const script = `process.stderr.write(require(${JSON.stringify(CODECACHE)}).runBundle(${JSON.stringify(file)}, 'run', ${JSON.stringify(cacheDir)}));`;
+    const result = await runProcess(process.execPath, ['--enable-source-maps', '-e', script]);
+    assert.equal(result.status, 0, show(result));
+    assert.equal(result.stderrText, 'off');
+    assert.equal(JSON.parse(result.stdoutText).filename, file);
+    assert.equal(fs.existsSync(cacheDir), false);
+  });
+
   test('a cache directory that cannot be made changes nothing but the time', async () => {
     const dir = tempDir('spython-codecache-');
     const file = bundle(dir);
