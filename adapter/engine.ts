@@ -221,12 +221,20 @@ export class Engine extends EventEmitter {
   async start(plan: LaunchPlan): Promise<void> {
     this.plan = plan;
     this.launcherConfig = plan.launcherConfig;
-    await this.prepare(plan);
     const tree = (this.tree = new ProcessTree(undefined, (why) => this.emit('notice', why)));
-    this.server = await ChannelServer.create({
+    // The channel's directory and socket are made while the run log's file is (the launcher waits for both).
+    const serverReady = ChannelServer.create({
       config: (hello, connection) => this.welcome(hello, connection),
       checkPeer: (socket, hello) => tree.check(socket, hello),
     });
+    serverReady.catch(() => undefined); // awaited below, once the run log is ready
+    try {
+      await this.prepare(plan);
+    } catch (err) {
+      void serverReady.then((server) => server.close(), () => undefined);
+      throw err;
+    }
+    this.server = await serverReady;
     const env = { ...plan.env, ...this.server.env };
     this.launched = true;
     try {
@@ -236,6 +244,8 @@ export class Engine extends EventEmitter {
       void this.finish();
       throw err;
     }
+    // While the launcher starts up, not once it has connected and waits for its welcome.
+    tree.prepare();
     return this.started.promise;
   }
 
@@ -513,12 +523,13 @@ export class Engine extends EventEmitter {
     clearInterval(this.summaryTimer);
     this.reportHeldBack();
     if (this.exitCode === undefined && !this.child) this.exitCode = this.main?.connection.exitStatus;
-    await Promise.all([this.server?.close(), ...[...this.relays].map((relay) => relay.close())]);
-    try {
-      await this.writer?.close();
-    } catch {
-      // Reported by the writer's 'error' event already.
-    }
+    // Closing the server ends its connections at once, so no record comes after: the log closes meanwhile.
+    await Promise.all([
+      this.server?.close(),
+      ...[...this.relays].map((relay) => relay.close()),
+      // A write error was reported by the writer's 'error' event already.
+      this.writer?.close().catch(() => undefined),
+    ]);
     this.emit('exited', this.exitCode);
     this.emit('ended');
     this.ended.resolve();

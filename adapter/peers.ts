@@ -68,6 +68,19 @@ export class ProcessTree {
     private readonly credentials: (socket: Socket) => PeerCredentials = peerCredentials,
   ) {}
 
+  /**
+   * Makes the check ready before the first peer comes (loads the trust addon), for a caller with time
+   * to spare now, such as while the launcher starts; what fails is check()'s to tell.
+   */
+  prepare(): void {
+    if (this.credentials !== peerCredentials) return;
+    try {
+      loadTrustAddon();
+    } catch {
+      // check() reports it
+    }
+  }
+
   /** The launched process, once its pid is known. */
   setRoot(pid: number): void {
     this.root = pid;

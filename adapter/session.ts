@@ -28,6 +28,7 @@ import { DENIED_CATEGORY, EVENT_CATEGORIES } from './catalog';
 import { AttachPlan, LaunchPlan, planAttach, planLaunch } from './config';
 import { ChildSessionStarter, Engine, HeldBack, InspectionCommand, PromptAnswer, StopInfo, TerminalStarter } from './engine';
 import { AuditRecord, eventLine, eventSite, eventSummary } from './records';
+import { thousands } from './thousands';
 
 /** The launcher: dist/bin/spython beside the bundle (dist/adapter.js), unless SPYTHON_LAUNCHER says otherwise. */
 const LAUNCHER = process.env.SPYTHON_LAUNCHER ?? path.join(__dirname, 'bin', 'spython');
@@ -457,7 +458,7 @@ function stopDescription(stop: StopInfo): string {
 }
 
 function heldBackLine(heldBack: HeldBack, breakpoints: BreakpointRegistry): string {
-  const count = heldBack.count.toLocaleString('en-US');
+  const count = thousands(heldBack.count);
   if (heldBack.kind === 'event') return `… ${count} more \`${heldBack.name}\` events (all in the audit log)`;
   const origin = breakpoints.origin(heldBack.breakpointId);
   const on = origin && origin.kind !== 'filter' ? ` on \`${origin.event}\`` : '';
@@ -469,7 +470,7 @@ function heldBackLine(heldBack: HeldBack, breakpoints: BreakpointRegistry): stri
  * sessions; every record: FILE'.
  */
 function closingSummary(engine: Engine): string {
-  const n = (value: number) => value.toLocaleString('en-US');
+  const n = thousands;
   const top = [...engine.eventCounts]
     .sort((a, b) => b[1] - a[1])
     .slice(0, SUMMARY_TOP_EVENTS)

@@ -2,7 +2,6 @@
 // one is open. Interactive only when stdin and stderr are both a terminal; the program shares that
 // terminal (it is stopped, or the asking thread waits, while a question is open).
 
-import * as readline from 'node:readline';
 import * as tty from 'node:tty';
 
 export type Answer = { kind: 'line'; text: string } | { kind: 'interrupt' } | { kind: 'end' };
@@ -56,6 +55,8 @@ export class Terminal {
   /** One line from the terminal: Ctrl-C is `interrupt`, Ctrl-D (end of input) is `end`. */
   private question(prompt: string): Promise<Answer> {
     return new Promise<Answer>((resolve) => {
+      // Loaded at the first question: most runs never ask one.
+      const readline: typeof import('node:readline') = require('node:readline');
       const rl = readline.createInterface({ input: process.stdin, output: this.output, terminal: true, historySize: 0 });
       let settled = false;
       const finish = (answer: Answer) => {

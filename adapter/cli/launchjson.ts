@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse, ParseError, printParseErrorCode } from 'jsonc-parser';
+import type { ParseError } from 'jsonc-parser';
 
 /** A problem with the command line or what it names (exit status 2). */
 export class UsageError extends Error {}
@@ -26,6 +26,8 @@ export function readJsonc(file: string): unknown {
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
+  // Loaded only here: every command imports UsageError from this file, few read a launch.json.
+  const { parse, printParseErrorCode }: typeof import('jsonc-parser') = require('jsonc-parser');
   const errors: ParseError[] = [];
   const value = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
   if (errors.length > 0) {

@@ -16,7 +16,7 @@ const runModule = (): typeof import('./run') => require('./run');
 const launcherModule = (): typeof import('./launcher') => require('./launcher');
 const trustModule = (): typeof import('./trusttools') => require('./trusttools');
 
-/** The package's version: package.json above this file (dist/ when bundled, out/adapter/cli/ under tsc). */
+/** The package's version: the nearest package.json naming the package (dist/'s, written by the build, when bundled). */
 function packageVersion(): string {
   for (let dir = __dirname; path.dirname(dir) !== dir; dir = path.dirname(dir)) {
     try {

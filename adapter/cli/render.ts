@@ -183,6 +183,4 @@ export function eventLine(c: Colors, record: AuditRecord, base?: string, mainPid
 }
 
 /** `1,234`. */
-export function n(value: number): string {
-  return value.toLocaleString('en-US');
-}
+export { thousands as n } from '../thousands';

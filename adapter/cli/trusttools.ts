@@ -4,7 +4,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Presets, SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import { generateKeyPair, stamp, StampPhase, TrustError, verify, writeManifest } from '../trust';
 import { EXIT_FAILED, EXIT_OK } from './exit';
 import { UsageError } from './launchjson';
@@ -46,6 +46,8 @@ class Progress {
     if (!this.bar || phase !== this.phase) {
       this.bar?.stop();
       this.phase = phase;
+      // Loaded for a terminal only: stamp and verify start without it in CI and pipes.
+      const { Presets, SingleBar }: typeof import('cli-progress') = require('cli-progress');
       this.bar = new SingleBar(
         {
           format: `${phase.padEnd(9)} [{bar}] {value}/{total} files  {duration_formatted}`,

@@ -9,8 +9,10 @@ import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { categoryOf, colors, eventLine, location } from '../../adapter/cli/render';
 import { sarifLog } from '../../adapter/cli/sarif';
-import { RunStats, summaryText } from '../../adapter/cli/summary';
+import { compareNames, RunStats, summaryText } from '../../adapter/cli/summary';
+import { AUDIT_EVENTS } from '../../adapter/catalog';
 import { AuditRecord } from '../../adapter/records';
+import { thousands } from '../../adapter/thousands';
 import { REPO_ROOT } from './common';
 
 let seq = 0;
@@ -181,5 +183,36 @@ describe('the SARIF log', () => {
       run.invocations![0].toolExecutionNotifications!.map((n) => n.message.text),
       ['a note', '3 more results were left out (every record is in the JSONL log)'],
     );
+  });
+});
+
+describe('ICU-free formatting and ordering (ICU costs a short run ~20 ms to start)', () => {
+  test('thousands writes what toLocaleString("en-US") writes', () => {
+    const values = [0, -0, 1, 7, 12, 999, 1000, 1001, 12_345, 123_456, 1_234_567, 10_000_000, -1, -999, -1000, -1_234_567];
+    values.push(Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 2 ** 60, 1.5, 1234.5678, NaN, Infinity, -Infinity);
+    for (let power = 1; power < 1e15; power *= 10) values.push(power - 1, power, power + 1);
+    for (const value of values) assert.equal(thousands(value), value.toLocaleString('en-US'), String(value));
+  });
+
+  test('compareNames orders as localeCompare does: every printable ASCII pair, the catalogue, case variants', () => {
+    const sign = (a: string, b: string) => Math.sign(a.localeCompare(b));
+    const printable = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i));
+    for (const a of printable) for (const b of printable) assert.equal(compareNames(a, b), sign(a, b), `${a} ${b}`);
+
+    const names = AUDIT_EVENTS.map((info) => info.event);
+    assert.deepEqual([...names].sort(compareNames), [...names].sort((a, b) => a.localeCompare(b)));
+
+    // Reproducible strings over printable ASCII, each beside a copy with letters in another case.
+    let seed = 12345;
+    const next = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const text = () => Array.from({ length: next(9) }, () => printable[next(printable.length)]).join('');
+    for (let i = 0; i < 20_000; i++) {
+      const a = text();
+      const b = next(2) ? text() : [...a].map((ch) => (next(2) ? ch.toUpperCase() : ch.toLowerCase())).join('');
+      assert.equal(compareNames(a, b), sign(a, b), `${JSON.stringify(a)} ${JSON.stringify(b)}`);
+    }
+    // Beyond printable ASCII, localeCompare decides.
+    assert.equal(compareNames('é', 'f'), sign('é', 'f'));
+    assert.equal(compareNames('tab\there', 'tab here'), sign('tab\there', 'tab here'));
   });
 });
