@@ -111,6 +111,12 @@ export interface RecordSink {
    * is never modified: views into it may be kept as long as needed.
    */
   record(name: string, chunk: Buffer, start: number, end: number): void;
+  /**
+   * The records handed to `record` since the last call, as they arrived: bytes `start` to `end` of
+   * `chunk`, `count` lines each ending in its newline and nothing else (the JSONL log's bytes). Called
+   * once for each run of records, at the latest when the chunk that holds it has been read.
+   */
+  lines(chunk: Buffer, start: number, end: number, count: number): void;
 }
 
 export interface ChannelEnv {
@@ -321,7 +327,11 @@ export class ChannelConnection extends EventEmitter {
     }
   };
 
-  /** Splits `chunk` into lines, continuing the pending partial line. */
+  /**
+   * Splits `chunk` into lines, continuing the pending partial line. With a record sink, the event
+   * records between two other lines (or the chunk's edges) go to it as one run: `record` for each,
+   * then `lines` for all of them.
+   */
   private feed(chunk: Buffer): void {
     let start = 0;
     if (this.skipping) {
@@ -342,11 +352,14 @@ export class ChannelConnection extends EventEmitter {
         this.pendingLength = 0;
         this.oversized(length);
       } else {
-        this.pending.push(chunk.subarray(start, nl));
-        const line = Buffer.concat(this.pending, length);
+        // The line with its newline: a record's bytes are then ready for the log as they are.
+        this.pending.push(chunk.subarray(start, nl + 1));
+        const line = Buffer.concat(this.pending, length + 1);
         this.pending = [];
         this.pendingLength = 0;
-        this.handleLine(line);
+        const sink = this.sink;
+        if (sink !== undefined && this.sinkRecord(sink, line, 0, length)) sink.lines(line, 0, length + 1, 1);
+        else this.handleLine(line.subarray(0, length));
       }
       start = nl + 1;
       if (this.state !== 'open' && this.state !== 'hello') {
@@ -355,19 +368,29 @@ export class ChannelConnection extends EventEmitter {
       }
       nl = chunk.indexOf(NL, start);
     }
+    const sink = this.sink;
+    // The run of records handed to the sink and not yet to its `lines`.
+    let runStart = start;
+    let runCount = 0;
     while (nl >= 0) {
-      if (nl - start > MAX_LINE_BYTES) {
-        this.oversized(nl - start);
-      } else if (this.sink === undefined || !this.sinkRecord(chunk, start, nl)) {
-        this.handleLine(chunk.subarray(start, nl));
+      if (sink !== undefined && nl - start <= MAX_LINE_BYTES && this.sinkRecord(sink, chunk, start, nl)) {
+        runCount++;
+      } else {
+        if (runCount > 0) sink!.lines(chunk, runStart, start, runCount);
+        runCount = 0;
+        if (nl - start > MAX_LINE_BYTES) this.oversized(nl - start);
+        else this.handleLine(chunk.subarray(start, nl));
+        runStart = nl + 1;
       }
       start = nl + 1;
       if (this.state !== 'open' && this.state !== 'hello') {
+        if (runCount > 0) sink!.lines(chunk, runStart, start, runCount);
         this.hold(chunk, start);
         return;
       }
       nl = chunk.indexOf(NL, start);
     }
+    if (runCount > 0) sink!.lines(chunk, runStart, start, runCount);
     if (start < chunk.length) this.addPending(chunk.subarray(start));
   }
 
@@ -400,12 +423,12 @@ export class ChannelConnection extends EventEmitter {
    * Hands an event record from `start` to `end` of `chunk` to the sink without cutting it out; false
    * when it is not one (a control message, or not open yet): handleLine takes it then.
    */
-  private sinkRecord(chunk: Buffer, start: number, end: number): boolean {
+  private sinkRecord(sink: RecordSink, chunk: Buffer, start: number, end: number): boolean {
     if (this.state !== 'open' || !startsWith(chunk, EVENT_PREFIX, start, end)) return false;
     const name = this.eventName(chunk, start, end);
     if (name === undefined) return false;
     this.records++;
-    this.sink!.record(name, chunk, start, end);
+    sink.record(name, chunk, start, end);
     return true;
   }
 
@@ -419,8 +442,7 @@ export class ChannelConnection extends EventEmitter {
           return;
         }
         this.records++;
-        if (this.sink !== undefined) this.sink.record(name, line, 0, line.length);
-        else this.emit('record', name, line);
+        this.emit('record', name, line);
         return;
       }
       if (startsWith(line, CONTROL_PREFIX)) {
@@ -738,10 +760,6 @@ export class JsonlWriter extends EventEmitter {
 
   private readonly stream: fs.WriteStream;
   private batch: Buffer[] = [];
-  /** The run of lines being gathered: a view from its first byte to the end of its memory. */
-  private run: Buffer | undefined;
-  /** The run's bytes so far: its lines and the newlines between them. */
-  private runLength = 0;
   private batchLength = 0;
   private scheduled = false;
   private needDrain = false;
@@ -767,26 +785,24 @@ export class JsonlWriter extends EventEmitter {
 
   /** Queues one line (without its newline). Returns false when the caller should wait for 'drain'. */
   write(line: Buffer): boolean {
-    return this.writeRange(line, 0, line.length);
+    return this.queue(1, line, NEWLINE);
   }
 
-  /** Queues bytes `start` to `end` of `chunk` as one line (its newline excluded); as `write`. */
-  writeRange(chunk: Buffer, start: number, end: number): boolean {
+  /**
+   * Queues bytes `start` to `end` of `chunk`: `count` whole lines, each with its newline, written as
+   * they are (no copy). Returns false as `write` does.
+   */
+  writeLines(chunk: Buffer, start: number, end: number, count: number): boolean {
+    return this.queue(count, chunk.subarray(start, end));
+  }
+
+  private queue(count: number, ...pieces: Buffer[]): boolean {
     if (this.error || this.closing) return false;
-    this.lines++;
-    // Lines cut from one received chunk lie one newline apart: they are kept as one run of bytes
-    // instead of a piece and a newline each.
-    const run = this.run;
-    const offset = chunk.byteOffset + start;
-    const length = end - start;
-    if (run !== undefined && offset - run.byteOffset === this.runLength + 1 && run[this.runLength] === NL && chunk.buffer === run.buffer) {
-      this.runLength += 1 + length;
-    } else {
-      this.endRun();
-      this.run = Buffer.from(chunk.buffer, offset, chunk.buffer.byteLength - offset);
-      this.runLength = length;
+    this.lines += count;
+    for (const piece of pieces) {
+      this.batch.push(piece);
+      this.batchLength += piece.length;
     }
-    this.batchLength += length + 1;
     if (this.batchLength >= this.batchBytes) this.flushBatch();
     else if (!this.scheduled) {
       this.scheduled = true;
@@ -836,15 +852,8 @@ export class JsonlWriter extends EventEmitter {
     return this.closing;
   }
 
-  private endRun(): void {
-    if (this.run === undefined) return;
-    this.batch.push(this.run.subarray(0, this.runLength), NEWLINE);
-    this.run = undefined;
-  }
-
   private flushBatch(): void {
     if (this.batchLength === 0 || this.error) return;
-    this.endRun();
     const pieces = this.batch;
     this.batch = [];
     this.batchLength = 0;
@@ -869,7 +878,6 @@ export class JsonlWriter extends EventEmitter {
     if (this.error) return;
     this.error = err;
     this.batch = [];
-    this.run = undefined;
     this.batchLength = 0;
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }

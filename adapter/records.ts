@@ -147,6 +147,8 @@ export class RecordReader {
   private identity: RecordIdentity | undefined;
   /** Where `,"tid":` starts in the identity. */
   private threadOffset = 0;
+  /** From the quote closing the latest record's name to its identity: `","seq":N,"ts":N`. */
+  private headerBytes = -1;
 
   /**
    * Reads the record in `chunk` from `start` to `end` (its newline excluded; by default, all of it).
@@ -155,12 +157,12 @@ export class RecordReader {
   read(event: string, chunk: Buffer, start = 0, end = chunk.length): ReceivedRecord {
     // `{"event":"NAME","seq":N,"ts":N,"pid":`: the identity starts at the comma after the timestamp.
     // The name's bytes are usually its characters; the keys' bytes are skipped, only digits scanned.
-    let at = start + NAME_OFFSET + event.length;
-    if (chunk[at] !== QUOTE) {
-      at = start + NAME_OFFSET;
-      while (at < end && chunk[at] !== QUOTE) at++;
+    let nameEnd = start + NAME_OFFSET + event.length;
+    if (chunk[nameEnd] !== QUOTE) {
+      nameEnd = start + NAME_OFFSET;
+      while (nameEnd < end && chunk[nameEnd] !== QUOTE) nameEnd++;
     }
-    at += 1 + SEQ_KEY_BYTES;
+    let at = nameEnd + 1 + SEQ_KEY_BYTES;
     while (at < end && chunk[at] !== COMMA) at++;
     at += TS_KEY_BYTES;
     while (at < end && chunk[at] !== COMMA) at++;
@@ -168,9 +170,26 @@ export class RecordReader {
     if (this.identity === undefined || after >= end || chunk[after] !== COMMA || !this.sameThread(chunk, at)) {
       after = this.readIdentity(chunk, at, end);
     }
+    this.headerBytes = at - nameEnd;
     // The identity is followed by `,"file":"` or by `,"args":`.
     const fileAt = chunk[after + 2] === LETTER_F ? after - start : -1;
     return new ReceivedRecord(event, chunk, start, end, this.identity!, fileAt);
+  }
+
+  /**
+   * Whether the record named `event` in `chunk` from `start` to `end` comes from the thread of the
+   * latest record read, under the same thread name: a look at the bytes where its identity would be,
+   * reading nothing. False means "read it to know" (a new thread, a renamed one, a sequence number or
+   * timestamp that grew a digit, a name of other than ASCII characters).
+   */
+  sameAsLatest(event: string, chunk: Buffer, start: number, end: number): boolean {
+    // `,"pid":` occurs once in a record (no JSON string holds a bare `"`, and no tagged value has a
+    // `pid` key): found where the latest record had it, it is the identity's start.
+    const at = start + NAME_OFFSET + event.length + this.headerBytes;
+    const after = at + this.identityBytes.length;
+    if (this.headerBytes < 0 || after >= end || chunk[after] !== COMMA) return false;
+    for (let i = 0; i < PID_KEY.length; i++) if (chunk[at + i] !== PID_KEY[i]) return false;
+    return this.sameThread(chunk, at);
   }
 
   /**
