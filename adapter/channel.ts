@@ -173,7 +173,8 @@ export class ChannelConnection extends EventEmitter {
   /** Number of event records received. */
   records = 0;
   private lastName = '';
-  private lastNameBytes = Buffer.alloc(0);
+  /** The latest event record's first bytes: `{"event":"NAME"` (at first, those of an empty name). */
+  private lastHead = Buffer.from('{"event":""', 'latin1');
   /** Number of bytes received (all lines, newlines included). */
   bytesReceived = 0;
   /** Number of protocol errors seen. */
@@ -424,9 +425,14 @@ export class ChannelConnection extends EventEmitter {
    * when it is not one (a control message, or not open yet): handleLine takes it then.
    */
   private sinkRecord(sink: RecordSink, chunk: Buffer, start: number, end: number): boolean {
-    if (this.state !== 'open' || !startsWith(chunk, EVENT_PREFIX, start, end)) return false;
-    const name = this.eventName(chunk, start, end);
-    if (name === undefined) return false;
+    if (this.state !== 'open') return false;
+    // Runs of one event are common: a record that starts as the latest did has its name.
+    let name: string | undefined = this.lastName;
+    if (!startsWith(chunk, this.lastHead, start, end)) {
+      if (!startsWith(chunk, EVENT_PREFIX, start, end)) return false;
+      name = this.eventName(chunk, start, end);
+      if (name === undefined) return false;
+    }
     this.records++;
     sink.record(name, chunk, start, end);
     return true;
@@ -457,23 +463,14 @@ export class ChannelConnection extends EventEmitter {
     if (this.state === 'hello') this.handleHello(line);
   }
 
-  /**
-   * The name between `{"event":"` and the next quote. Runs of one event are common: the previous
-   * name's string is reused when the bytes are the same (a loop: cheaper than decoding, or than a
-   * native indexOf, for names this short).
-   */
+  /** The name between `{"event":"` and the next quote (names never hold one); undefined without it. */
   private eventName(chunk: Buffer, start: number, end: number): string | undefined {
-    const last = this.lastNameBytes;
-    const first = start + EVENT_NAME_OFFSET;
-    let quote = first;
-    let same = true;
-    for (; quote < end && chunk[quote] !== QUOTE; quote++) {
-      if (same && chunk[quote] !== last[quote - first]) same = false;
+    const quote = chunk.indexOf(QUOTE, start + EVENT_NAME_OFFSET);
+    if (quote < 0 || quote >= end) return undefined;
+    if (quote - start !== this.lastHead.length - 1 || !startsWith(chunk, this.lastHead, start, end)) {
+      this.lastHead = Buffer.from(chunk.subarray(start, quote + 1));
+      this.lastName = chunk.toString('utf8', start + EVENT_NAME_OFFSET, quote);
     }
-    if (quote === end) return undefined;
-    if (same && quote - first === last.length) return this.lastName;
-    this.lastNameBytes = Buffer.from(chunk.subarray(first, quote));
-    this.lastName = chunk.toString('utf8', first, quote);
     return this.lastName;
   }
 
