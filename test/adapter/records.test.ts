@@ -109,6 +109,32 @@ describe('records read without parsing them in full', () => {
     }
   });
 
+  test('sameAsLatest: true only for the thread and thread name of the latest record read', () => {
+    const reader = new RecordReader();
+    const line = (event: string, seq: number, identity: string) => `${head(event, seq, identity)},"file":"/p/a.py","line":3,"func":"f","args":[${seq}]}`;
+    // Records inside one chunk, as the channel hands them over (a pooled Buffer: its byteOffset is not 0).
+    const check = (event: string, text: string) => {
+      const chunk = Buffer.from(`{"type":"pong","id":1}\n${text}\n`);
+      return reader.sameAsLatest(event, chunk, 23, chunk.length - 1);
+    };
+    const named = (name: string) => `,"pid":40,"ppid":1,"tid":40,"thread":"${name}"`;
+    assert.equal(check('open', line('open', 1, main)), false, 'nothing read yet');
+    reader.read('open', Buffer.from(line('open', 1, main)));
+    assert.equal(check('open', line('open', 2, main)), true);
+    assert.equal(check('exec', line('exec', 3, main)), true, 'another name, the same thread');
+    assert.equal(check('open', line('open', 4, ',"pid":40,"ppid":1,"tid":41,"thread":"MainThread"')), false, 'another thread');
+    assert.equal(check('open', line('open', 5, named('MainThreax'))), false, 'renamed, same length');
+    assert.equal(check('open', line('open', 6, named('Main'))), false, 'renamed, shorter');
+    assert.equal(check('open', line('open', 7, named('MainThread2'))), false, 'renamed, longer');
+    assert.equal(check('open', line('open', 10, main)), false, 'the sequence number grew a digit');
+    reader.read('open', Buffer.from(line('open', 10, main)));
+    assert.equal(check('open', line('open', 11, main)), true);
+    assert.equal(check('öffnen', line('öffnen', 12, main)), false, 'a name of other than ASCII characters');
+    reader.read('open', Buffer.from(line('open', 13, ',"pid":40,"ppid":1,"tid":41,"thread":null')));
+    assert.equal(check('open', line('open', 14, ',"pid":40,"ppid":1,"tid":41,"thread":null')), true);
+    assert.equal(check('open', line('open', 15, main)), false);
+  });
+
   test('a line without the keys of a record is refused; one that is not JSON keeps its identity', () => {
     const reader = new RecordReader();
     assert.throws(() => reader.read('open', Buffer.from('{"event":"open","seq":1}')), /no "pid"/);
