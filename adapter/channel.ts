@@ -16,6 +16,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
+import { BytePattern, ChunkView } from './bytes';
 
 /** Must match `PROTOCOL_VERSION` in native/core/channel.h. */
 export const PROTOCOL_VERSION = 1;
@@ -174,7 +175,8 @@ export class ChannelConnection extends EventEmitter {
   records = 0;
   private lastName = '';
   /** The latest event record's first bytes: `{"event":"NAME"` (at first, those of an empty name). */
-  private lastHead = Buffer.from('{"event":""', 'latin1');
+  private lastHead = new BytePattern(Buffer.from('{"event":""', 'latin1'));
+  private readonly view = new ChunkView();
   /** Number of bytes received (all lines, newlines included). */
   bytesReceived = 0;
   /** Number of protocol errors seen. */
@@ -428,7 +430,7 @@ export class ChannelConnection extends EventEmitter {
     if (this.state !== 'open') return false;
     // Runs of one event are common: a record that starts as the latest did has its name.
     let name: string | undefined = this.lastName;
-    if (!startsWith(chunk, this.lastHead, start, end)) {
+    if (end - start < this.lastHead.length || !this.lastHead.isAt(this.view.of(chunk), start)) {
       if (!startsWith(chunk, EVENT_PREFIX, start, end)) return false;
       name = this.eventName(chunk, start, end);
       if (name === undefined) return false;
@@ -467,8 +469,8 @@ export class ChannelConnection extends EventEmitter {
   private eventName(chunk: Buffer, start: number, end: number): string | undefined {
     const quote = chunk.indexOf(QUOTE, start + EVENT_NAME_OFFSET);
     if (quote < 0 || quote >= end) return undefined;
-    if (quote - start !== this.lastHead.length - 1 || !startsWith(chunk, this.lastHead, start, end)) {
-      this.lastHead = Buffer.from(chunk.subarray(start, quote + 1));
+    if (quote - start !== this.lastHead.length - 1 || !startsWith(chunk, this.lastHead.bytes, start, end)) {
+      this.lastHead = new BytePattern(Buffer.from(chunk.subarray(start, quote + 1)));
       this.lastName = chunk.toString('utf8', start + EVENT_NAME_OFFSET, quote);
     }
     return this.lastName;

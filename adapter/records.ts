@@ -2,6 +2,7 @@
 // values rendered back into Python-like text, `socket.connect ('127.0.0.1', 8080)  demo.py:12`.
 
 import * as path from 'node:path';
+import { BytePattern, ChunkView } from './bytes';
 import { mainArgument, visibleArguments } from './catalog';
 
 /** A parsed event record. */
@@ -54,8 +55,7 @@ const FILE_KEY = Buffer.from(',"file":"');
 const AFTER_FILE = Buffer.from('","line":');
 const ARGS_KEY = Buffer.from(',"args":');
 const TID_KEY = Buffer.from(',"tid":');
-/** `,"pid":` as two overlapping big-endian words: bytes 0–3 and 3–6. */
-const PID_KEY_WORDS = [PID_KEY.readUInt32BE(0), PID_KEY.readUInt32BE(3)];
+
 /** `,"seq":` and `,"ts":`, skipped rather than scanned. */
 const SEQ_KEY_BYTES = ',"seq":'.length;
 const TS_KEY_BYTES = ',"ts":'.length;
@@ -151,11 +151,9 @@ export class RecordReader {
   private threadOffset = 0;
   /** From the quote closing the latest record's name to its identity: `","seq":N,"ts":N`. */
   private headerBytes = -1;
-  /** The identity's thread part as 32-bit words (big-endian); the last one ends where the identity does. */
-  private threadWords: Uint32Array = new Uint32Array(0);
-  /** A view of the chunk sameAsLatest looked at last. */
-  private view: DataView | undefined;
-  private viewOf: Buffer | undefined;
+  /** The identity's thread part. */
+  private threadPattern = PID_KEY_PATTERN;
+  private readonly view = new ChunkView();
 
   /**
    * Reads the record in `chunk` from `start` to `end` (its newline excluded; by default, all of it).
@@ -195,19 +193,8 @@ export class RecordReader {
     const at = start + NAME_OFFSET + event.length + this.headerBytes;
     const after = at + this.identityBytes.length;
     if (this.headerBytes < 0 || after >= end || chunk[after] !== COMMA) return false;
-    // Four bytes at a time (a DataView reads unaligned words): `,"pi` `id":`, then the thread's part,
-    // its last word ending where the identity does.
-    if (this.viewOf !== chunk) {
-      this.view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      this.viewOf = chunk;
-    }
-    const view = this.view!;
-    if (view.getUint32(at) !== PID_KEY_WORDS[0] || view.getUint32(at + 3) !== PID_KEY_WORDS[1]) return false;
-    const words = this.threadWords;
-    const last = words.length - 1;
-    let p = at + this.threadOffset;
-    for (let i = 0; i < last; i++, p += 4) if (view.getUint32(p) !== words[i]) return false;
-    return view.getUint32(after - 4) === words[last];
+    const view = this.view.of(chunk);
+    return PID_KEY_PATTERN.isAt(view, at) && this.threadPattern.isAt(view, at + this.threadOffset);
   }
 
   /**
@@ -234,21 +221,12 @@ export class RecordReader {
     this.identity = JSON.parse(`{${chunk.toString('utf8', at + 1, identityEnd)}}`) as RecordIdentity;
     this.identityBytes = Buffer.from(chunk.subarray(at, identityEnd));
     this.threadOffset = Math.max(this.identityBytes.indexOf(TID_KEY), 0);
-    this.threadWords = bigEndianWords(this.identityBytes.subarray(this.threadOffset));
+    this.threadPattern = new BytePattern(this.identityBytes.subarray(this.threadOffset));
     return identityEnd;
   }
 }
 
-/**
- * `bytes` (at least 4 of them) as big-endian 32-bit words, one for each 4 bytes; the last one is the
- * last 4 bytes (overlapping the one before when the length is not a multiple of 4).
- */
-function bigEndianWords(bytes: Buffer): Uint32Array {
-  const words = new Uint32Array(Math.ceil(bytes.length / 4));
-  for (let i = 0; i < words.length - 1; i++) words[i] = bytes.readUInt32BE(4 * i);
-  words[words.length - 1] = bytes.readUInt32BE(bytes.length - 4);
-  return words;
-}
+const PID_KEY_PATTERN = new BytePattern(PID_KEY);
 
 /** Longest argument text in an event line or a stop description. */
 const MAX_ARGUMENTS_TEXT = 240;

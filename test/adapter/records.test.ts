@@ -3,6 +3,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { BytePattern, ChunkView } from '../../adapter/bytes';
 import { FloodControl } from '../../adapter/flood';
 import { AuditRecord, eventLine, eventSummary, formatValue, fullRecord, RecordReader } from '../../adapter/records';
 
@@ -79,6 +80,27 @@ describe('flood control', () => {
         { source: 'c', count: 1 },
       ],
     );
+  });
+});
+
+describe('BytePattern', () => {
+  test('finds its bytes at any offset of a chunk, whatever its length, and nothing else', () => {
+    const text = '{"event":"socket.connect","seq":1}';
+    for (let length = 4; length <= text.length; length++) {
+      const pattern = new BytePattern(Buffer.from(text.slice(0, length)));
+      for (let offset = 0; offset < 9; offset++) {
+        // A pooled Buffer: its byteOffset in the ArrayBuffer is not 0 either.
+        const chunk = Buffer.from('x'.repeat(offset) + text);
+        const view = new ChunkView().of(chunk);
+        assert.ok(pattern.isAt(view, offset), `${length} bytes at ${offset}`);
+        for (let i = 0; i < length; i++) {
+          const changed = Buffer.from(chunk);
+          changed[offset + i] ^= 0x20;
+          assert.ok(!pattern.isAt(new ChunkView().of(changed), offset), `${length} bytes at ${offset}, byte ${i} changed`);
+        }
+      }
+    }
+    assert.throws(() => new BytePattern(Buffer.from('abc')), /at least 4 bytes/);
   });
 });
 
