@@ -727,8 +727,10 @@ export interface JsonlWriterOptions {
   flags?: 'a' | 'w';
   /** File mode when the file is created; default 0o600 (audit logs can be sensitive). */
   mode?: number;
-  /** Bytes gathered before a write is issued; default 64 KiB. */
+  /** Bytes gathered before a write is issued; default 1 MiB. */
   batchBytes?: number;
+  /** Milliseconds after its first line that a smaller batch is written; default 10. */
+  batchMs?: number;
   /** Bytes buffered (batch + stream) above which `write` returns false; default 4 MiB. */
   highWaterMark?: number;
 }
@@ -747,8 +749,8 @@ const NEWLINE = Buffer.from('\n');
 
 /**
  * Appends record lines (each + `\n`) to a file: the JSONL audit log. Lines are gathered into batches
- * and written with one `write` per batch (at the latest on the next turn of the event loop). `write`
- * returns false when more than `highWaterMark` bytes are waiting; the caller may then pause its
+ * and written with one `write` per batch, once it holds `batchBytes` or `batchMs` after its first line
+ * (each write goes through libuv's thread pool: fewer, larger ones cost less CPU). `write` returns false when more than `highWaterMark` bytes are waiting; the caller may then pause its
  * connection until 'drain'. Errors are reported by 'error' (if listened to) and by `close()`.
  */
 export class JsonlWriter extends EventEmitter {
@@ -760,10 +762,12 @@ export class JsonlWriter extends EventEmitter {
   private readonly stream: fs.WriteStream;
   private batch: Buffer[] = [];
   private batchLength = 0;
-  private scheduled = false;
+  /** Writes the batch when it is due (a batch is being gathered). */
+  private timer: NodeJS.Timeout | undefined;
   private needDrain = false;
   private closing: Promise<void> | undefined;
   private readonly batchBytes: number;
+  private readonly batchMs: number;
   private readonly highWaterMark: number;
 
   constructor(
@@ -771,7 +775,8 @@ export class JsonlWriter extends EventEmitter {
     options: JsonlWriterOptions = {},
   ) {
     super();
-    this.batchBytes = options.batchBytes ?? 64 * 1024;
+    this.batchBytes = options.batchBytes ?? 1024 * 1024;
+    this.batchMs = options.batchMs ?? 10;
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.stream = fs.createWriteStream(path, {
       flags: options.flags ?? 'a',
@@ -803,13 +808,7 @@ export class JsonlWriter extends EventEmitter {
       this.batchLength += piece.length;
     }
     if (this.batchLength >= this.batchBytes) this.flushBatch();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        this.flushBatch();
-      });
-    }
+    else if (this.timer === undefined) this.timer = setTimeout(() => this.flushBatch(), this.batchMs);
     if (this.buffered() > this.highWaterMark) {
       this.needDrain = true;
       return false;
@@ -852,6 +851,8 @@ export class JsonlWriter extends EventEmitter {
   }
 
   private flushBatch(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.batchLength === 0 || this.error) return;
     const pieces = this.batch;
     this.batch = [];
@@ -876,6 +877,8 @@ export class JsonlWriter extends EventEmitter {
   private fail(err: Error): void {
     if (this.error) return;
     this.error = err;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     this.batch = [];
     this.batchLength = 0;
     if (this.listenerCount('error') > 0) this.emit('error', err);

@@ -925,6 +925,22 @@ describe('JsonlWriter', () => {
     }
   });
 
+  test('a batch smaller than batchBytes is written on its own, batchMs after its first line', async () => {
+    const { dir, file } = tmpFile();
+    try {
+      const writer = new JsonlWriter(file, { batchBytes: 1024 * 1024, batchMs: 5 });
+      writer.write(Buffer.from(RECORDS[0]));
+      writer.write(Buffer.from(RECORDS[1]));
+      // Neither flush() nor close(): the batch's timer writes it.
+      const size = () => (fs.existsSync(file) ? fs.statSync(file).size : 0);
+      for (let waited = 0; size() === 0 && waited < 10_000; waited += 10) await sleep(10);
+      assert.equal(fs.readFileSync(file, 'utf8'), RECORDS[0] + '\n' + RECORDS[1] + '\n');
+      await writer.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('appends by default; "w" truncates', async () => {
     const { dir, file } = tmpFile();
     try {
