@@ -127,12 +127,18 @@ export class EventDisplay {
 
   /** The same for a record, whose file is asked for only when the decision depends on it. */
   showsRecord(event: string, record: { readonly file: string | undefined }): boolean {
+    const visibility = this.visibility(event);
+    return visibility === 'shown' || (visibility === 'shownWhenRaisedByProgramCode' && raisedByProgramCode(record.file));
+  }
+
+  /** Whether events named `event` are shown, hidden, or shown depending on where they are raised. */
+  visibility(event: string): DefaultVisibility {
     let visibility = this.decided.get(event);
     if (visibility === undefined) {
       visibility = this.hidden(event) ? 'hidden' : this.shown(event) ? 'shown' : defaultVisibility(event);
       this.decided.set(event, visibility);
     }
-    return visibility === 'shown' || (visibility === 'shownWhenRaisedByProgramCode' && raisedByProgramCode(record.file));
+    return visibility;
   }
 }
 

@@ -16,6 +16,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
+import { BytePattern, ChunkView } from './bytes';
 
 /** Must match `PROTOCOL_VERSION` in native/core/channel.h. */
 export const PROTOCOL_VERSION = 1;
@@ -111,6 +112,12 @@ export interface RecordSink {
    * is never modified: views into it may be kept as long as needed.
    */
   record(name: string, chunk: Buffer, start: number, end: number): void;
+  /**
+   * The records handed to `record` since the last call, as they arrived: bytes `start` to `end` of
+   * `chunk`, `count` lines each ending in its newline and nothing else (the JSONL log's bytes). Called
+   * once for each run of records, at the latest when the chunk that holds it has been read.
+   */
+  lines(chunk: Buffer, start: number, end: number, count: number): void;
 }
 
 export interface ChannelEnv {
@@ -167,7 +174,9 @@ export class ChannelConnection extends EventEmitter {
   /** Number of event records received. */
   records = 0;
   private lastName = '';
-  private lastNameBytes = Buffer.alloc(0);
+  /** The latest event record's first bytes: `{"event":"NAME"` (at first, those of an empty name). */
+  private lastHead = new BytePattern(Buffer.from('{"event":""', 'latin1'));
+  private readonly view = new ChunkView();
   /** Number of bytes received (all lines, newlines included). */
   bytesReceived = 0;
   /** Number of protocol errors seen. */
@@ -321,7 +330,11 @@ export class ChannelConnection extends EventEmitter {
     }
   };
 
-  /** Splits `chunk` into lines, continuing the pending partial line. */
+  /**
+   * Splits `chunk` into lines, continuing the pending partial line. With a record sink, the event
+   * records between two other lines (or the chunk's edges) go to it as one run: `record` for each,
+   * then `lines` for all of them.
+   */
   private feed(chunk: Buffer): void {
     let start = 0;
     if (this.skipping) {
@@ -342,11 +355,14 @@ export class ChannelConnection extends EventEmitter {
         this.pendingLength = 0;
         this.oversized(length);
       } else {
-        this.pending.push(chunk.subarray(start, nl));
-        const line = Buffer.concat(this.pending, length);
+        // The line with its newline: a record's bytes are then ready for the log as they are.
+        this.pending.push(chunk.subarray(start, nl + 1));
+        const line = Buffer.concat(this.pending, length + 1);
         this.pending = [];
         this.pendingLength = 0;
-        this.handleLine(line);
+        const sink = this.sink;
+        if (sink !== undefined && this.sinkRecord(sink, line, 0, length)) sink.lines(line, 0, length + 1, 1);
+        else this.handleLine(line.subarray(0, length));
       }
       start = nl + 1;
       if (this.state !== 'open' && this.state !== 'hello') {
@@ -355,19 +371,29 @@ export class ChannelConnection extends EventEmitter {
       }
       nl = chunk.indexOf(NL, start);
     }
+    const sink = this.sink;
+    // The run of records handed to the sink and not yet to its `lines`.
+    let runStart = start;
+    let runCount = 0;
     while (nl >= 0) {
-      if (nl - start > MAX_LINE_BYTES) {
-        this.oversized(nl - start);
-      } else if (this.sink === undefined || !this.sinkRecord(chunk, start, nl)) {
-        this.handleLine(chunk.subarray(start, nl));
+      if (sink !== undefined && nl - start <= MAX_LINE_BYTES && this.sinkRecord(sink, chunk, start, nl)) {
+        runCount++;
+      } else {
+        if (runCount > 0) sink!.lines(chunk, runStart, start, runCount);
+        runCount = 0;
+        if (nl - start > MAX_LINE_BYTES) this.oversized(nl - start);
+        else this.handleLine(chunk.subarray(start, nl));
+        runStart = nl + 1;
       }
       start = nl + 1;
       if (this.state !== 'open' && this.state !== 'hello') {
+        if (runCount > 0) sink!.lines(chunk, runStart, start, runCount);
         this.hold(chunk, start);
         return;
       }
       nl = chunk.indexOf(NL, start);
     }
+    if (runCount > 0) sink!.lines(chunk, runStart, start, runCount);
     if (start < chunk.length) this.addPending(chunk.subarray(start));
   }
 
@@ -400,12 +426,17 @@ export class ChannelConnection extends EventEmitter {
    * Hands an event record from `start` to `end` of `chunk` to the sink without cutting it out; false
    * when it is not one (a control message, or not open yet): handleLine takes it then.
    */
-  private sinkRecord(chunk: Buffer, start: number, end: number): boolean {
-    if (this.state !== 'open' || !startsWith(chunk, EVENT_PREFIX, start, end)) return false;
-    const name = this.eventName(chunk, start, end);
-    if (name === undefined) return false;
+  private sinkRecord(sink: RecordSink, chunk: Buffer, start: number, end: number): boolean {
+    if (this.state !== 'open') return false;
+    // Runs of one event are common: a record that starts as the latest did has its name.
+    let name: string | undefined = this.lastName;
+    if (end - start < this.lastHead.length || !this.lastHead.isAt(this.view.of(chunk), start)) {
+      if (!startsWith(chunk, EVENT_PREFIX, start, end)) return false;
+      name = this.eventName(chunk, start, end);
+      if (name === undefined) return false;
+    }
     this.records++;
-    this.sink!.record(name, chunk, start, end);
+    sink.record(name, chunk, start, end);
     return true;
   }
 
@@ -419,8 +450,7 @@ export class ChannelConnection extends EventEmitter {
           return;
         }
         this.records++;
-        if (this.sink !== undefined) this.sink.record(name, line, 0, line.length);
-        else this.emit('record', name, line);
+        this.emit('record', name, line);
         return;
       }
       if (startsWith(line, CONTROL_PREFIX)) {
@@ -435,23 +465,14 @@ export class ChannelConnection extends EventEmitter {
     if (this.state === 'hello') this.handleHello(line);
   }
 
-  /**
-   * The name between `{"event":"` and the next quote. Runs of one event are common: the previous
-   * name's string is reused when the bytes are the same (a loop: cheaper than decoding, or than a
-   * native indexOf, for names this short).
-   */
+  /** The name between `{"event":"` and the next quote (names never hold one); undefined without it. */
   private eventName(chunk: Buffer, start: number, end: number): string | undefined {
-    const last = this.lastNameBytes;
-    const first = start + EVENT_NAME_OFFSET;
-    let quote = first;
-    let same = true;
-    for (; quote < end && chunk[quote] !== QUOTE; quote++) {
-      if (same && chunk[quote] !== last[quote - first]) same = false;
+    const quote = chunk.indexOf(QUOTE, start + EVENT_NAME_OFFSET);
+    if (quote < 0 || quote >= end) return undefined;
+    if (quote - start !== this.lastHead.length - 1 || !startsWith(chunk, this.lastHead.bytes, start, end)) {
+      this.lastHead = new BytePattern(Buffer.from(chunk.subarray(start, quote + 1)));
+      this.lastName = chunk.toString('utf8', start + EVENT_NAME_OFFSET, quote);
     }
-    if (quote === end) return undefined;
-    if (same && quote - first === last.length) return this.lastName;
-    this.lastNameBytes = Buffer.from(chunk.subarray(first, quote));
-    this.lastName = chunk.toString('utf8', first, quote);
     return this.lastName;
   }
 
@@ -706,8 +727,10 @@ export interface JsonlWriterOptions {
   flags?: 'a' | 'w';
   /** File mode when the file is created; default 0o600 (audit logs can be sensitive). */
   mode?: number;
-  /** Bytes gathered before a write is issued; default 64 KiB. */
+  /** Bytes gathered before a write is issued; default 1 MiB. */
   batchBytes?: number;
+  /** Milliseconds after its first line that a smaller batch is written; default 10. */
+  batchMs?: number;
   /** Bytes buffered (batch + stream) above which `write` returns false; default 4 MiB. */
   highWaterMark?: number;
 }
@@ -726,8 +749,8 @@ const NEWLINE = Buffer.from('\n');
 
 /**
  * Appends record lines (each + `\n`) to a file: the JSONL audit log. Lines are gathered into batches
- * and written with one `write` per batch (at the latest on the next turn of the event loop). `write`
- * returns false when more than `highWaterMark` bytes are waiting; the caller may then pause its
+ * and written with one `write` per batch, once it holds `batchBytes` or `batchMs` after its first line
+ * (each write goes through libuv's thread pool: fewer, larger ones cost less CPU). `write` returns false when more than `highWaterMark` bytes are waiting; the caller may then pause its
  * connection until 'drain'. Errors are reported by 'error' (if listened to) and by `close()`.
  */
 export class JsonlWriter extends EventEmitter {
@@ -738,15 +761,13 @@ export class JsonlWriter extends EventEmitter {
 
   private readonly stream: fs.WriteStream;
   private batch: Buffer[] = [];
-  /** The run of lines being gathered: a view from its first byte to the end of its memory. */
-  private run: Buffer | undefined;
-  /** The run's bytes so far: its lines and the newlines between them. */
-  private runLength = 0;
   private batchLength = 0;
-  private scheduled = false;
+  /** Writes the batch when it is due (a batch is being gathered). */
+  private timer: NodeJS.Timeout | undefined;
   private needDrain = false;
   private closing: Promise<void> | undefined;
   private readonly batchBytes: number;
+  private readonly batchMs: number;
   private readonly highWaterMark: number;
 
   constructor(
@@ -754,7 +775,8 @@ export class JsonlWriter extends EventEmitter {
     options: JsonlWriterOptions = {},
   ) {
     super();
-    this.batchBytes = options.batchBytes ?? 64 * 1024;
+    this.batchBytes = options.batchBytes ?? 1024 * 1024;
+    this.batchMs = options.batchMs ?? 10;
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.stream = fs.createWriteStream(path, {
       flags: options.flags ?? 'a',
@@ -767,34 +789,26 @@ export class JsonlWriter extends EventEmitter {
 
   /** Queues one line (without its newline). Returns false when the caller should wait for 'drain'. */
   write(line: Buffer): boolean {
-    return this.writeRange(line, 0, line.length);
+    return this.queue(1, line, NEWLINE);
   }
 
-  /** Queues bytes `start` to `end` of `chunk` as one line (its newline excluded); as `write`. */
-  writeRange(chunk: Buffer, start: number, end: number): boolean {
+  /**
+   * Queues bytes `start` to `end` of `chunk`: `count` whole lines, each with its newline, written as
+   * they are (no copy). Returns false as `write` does.
+   */
+  writeLines(chunk: Buffer, start: number, end: number, count: number): boolean {
+    return this.queue(count, chunk.subarray(start, end));
+  }
+
+  private queue(count: number, ...pieces: Buffer[]): boolean {
     if (this.error || this.closing) return false;
-    this.lines++;
-    // Lines cut from one received chunk lie one newline apart: they are kept as one run of bytes
-    // instead of a piece and a newline each.
-    const run = this.run;
-    const offset = chunk.byteOffset + start;
-    const length = end - start;
-    if (run !== undefined && offset - run.byteOffset === this.runLength + 1 && run[this.runLength] === NL && chunk.buffer === run.buffer) {
-      this.runLength += 1 + length;
-    } else {
-      this.endRun();
-      this.run = Buffer.from(chunk.buffer, offset, chunk.buffer.byteLength - offset);
-      this.runLength = length;
+    this.lines += count;
+    for (const piece of pieces) {
+      this.batch.push(piece);
+      this.batchLength += piece.length;
     }
-    this.batchLength += length + 1;
     if (this.batchLength >= this.batchBytes) this.flushBatch();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        this.flushBatch();
-      });
-    }
+    else if (this.timer === undefined) this.timer = setTimeout(() => this.flushBatch(), this.batchMs);
     if (this.buffered() > this.highWaterMark) {
       this.needDrain = true;
       return false;
@@ -836,15 +850,10 @@ export class JsonlWriter extends EventEmitter {
     return this.closing;
   }
 
-  private endRun(): void {
-    if (this.run === undefined) return;
-    this.batch.push(this.run.subarray(0, this.runLength), NEWLINE);
-    this.run = undefined;
-  }
-
   private flushBatch(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.batchLength === 0 || this.error) return;
-    this.endRun();
     const pieces = this.batch;
     this.batch = [];
     this.batchLength = 0;
@@ -868,8 +877,9 @@ export class JsonlWriter extends EventEmitter {
   private fail(err: Error): void {
     if (this.error) return;
     this.error = err;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     this.batch = [];
-    this.run = undefined;
     this.batchLength = 0;
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }

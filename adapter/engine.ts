@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { BreakpointEntry } from './breakpoints';
-import { EventDisplay } from './catalog';
+import { EventDisplay, eventMatcher } from './catalog';
 import { ChannelConnection, ChannelServer, ControlMessage, HelloMessage, JsonlWriter } from './channel';
 import { LauncherConfig, LaunchPlan } from './config';
 import { FloodControl, OutputBudget } from './flood';
@@ -74,6 +74,14 @@ export type TerminalStarter = (request: {
   env: Record<string, string>;
 }) => Promise<number | void>;
 
+/** Records of one event name that were counted, not read one by one (see EngineOptions.readEach). */
+export interface CountedRecords {
+  pid: number;
+  ppid: number;
+  name: string;
+  count: number;
+}
+
 /** A connected process is over: its exit status when it said (`exit`), else undefined. */
 export interface ProcessEnd {
   pid: number;
@@ -102,6 +110,12 @@ export interface EngineOptions {
    * without it, or when the editor does not attach in time, this session shows them, tagged by pid.
    */
   startChildSession?: ChildSessionStarter;
+  /**
+   * Event names whose every record the caller needs as a 'record' event. Records of other names are
+   * counted, not read, unless the engine needs them itself (shown, refused, what a thread may stop
+   * on...): 'recordsCounted' reports them. Default: none.
+   */
+  readEach?: (name: string) => boolean;
 }
 
 export interface Engine {
@@ -109,8 +123,13 @@ export interface Engine {
   on(event: 'programOutput', listener: (category: 'stdout' | 'stderr', text: string) => void): this;
   /** An event record for the Debug Console (shown by the display filter, admitted by flood control). */
   on(event: 'auditEvent', listener: (record: AuditRecord) => void): this;
-  /** Every event record, hidden and held-back ones included (the command line's reports), parsed only on demand. */
+  /**
+   * Each record read one by one (parsed in full only on demand): those EngineOptions.readEach names,
+   * and those the engine reads for itself. With 'recordsCounted', every record, once.
+   */
   on(event: 'record', listener: (record: ReceivedRecord) => void): this;
+  /** Records counted without being read: the rest of every record (hidden and held-back ones...). */
+  on(event: 'recordsCounted', listener: (counted: CountedRecords) => void): this;
   on(event: 'heldBack', listener: (heldBack: HeldBack) => void): this;
   on(event: 'logpoint', listener: (message: LogpointMessage) => void): this;
   on(event: 'stopped', listener: (stop: StopInfo) => void): this;
@@ -131,6 +150,7 @@ export interface Engine {
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
+const QUOTE = 0x22;
 /** Threads tracked for the Threads view; past this many, new ones are not announced. */
 const MAX_THREADS = 256;
 /** How often held-back lines are summarised. */
@@ -175,6 +195,13 @@ export class Engine extends EventEmitter {
    * rather than once per record (performance.now() costs as much as the rest of a record). */
   private chunkArrived = performance.now();
   private readonly flood = new FloodControl<string | number>(undefined, () => this.chunkArrived);
+  /**
+   * Advances with every received chunk and every change of what a thread may stop on: whether a
+   * name's records are read one by one is decided anew then (see onRecord).
+   */
+  private readEpoch = 0;
+  /** Event names a breakpoint or category may stop on (logpoints never stop). */
+  private stopsOn: (name: string) => boolean = () => false;
   /** The program's own output in the Debug Console (both streams together). */
   private readonly outputBudget = new OutputBudget();
   private server: ChannelServer | undefined;
@@ -289,6 +316,8 @@ export class Engine extends EventEmitter {
   setBreakpoints(entries: BreakpointEntry[], breakOnDenied: boolean): void {
     this.breakpoints = entries;
     this.breakOnDenied = breakOnDenied;
+    this.stopsOn = eventMatcher(entries.filter((entry) => entry.logMessage === undefined).map((entry) => entry.event));
+    this.readEpoch++;
     for (const process of this.processes) {
       // One still waiting for its welcome gets them in it: nothing may come before the welcome.
       if (process.connection.hello) process.send({ type: 'setBreakpoints', breakpoints: entries, breakOnDenied });
@@ -637,8 +666,14 @@ export class Engine extends EventEmitter {
     const launcherProcess = new LauncherProcess(connection, hello.pid, hello.ppid, isMain);
     if (isMain) this.main = launcherProcess;
     this.processes.add(launcherProcess);
-    connection.socket.prependListener('data', () => (this.chunkArrived = performance.now()));
-    connection.setRecordSink({ record: (name, chunk, start, end) => this.onRecord(launcherProcess, name, chunk, start, end) });
+    connection.socket.prependListener('data', () => {
+      this.chunkArrived = performance.now();
+      this.readEpoch++;
+    });
+    connection.setRecordSink({
+      record: (name, chunk, start, end) => this.onRecord(launcherProcess, name, chunk, start, end),
+      lines: (chunk, start, end, count) => this.onLines(launcherProcess, chunk, start, end, count),
+    });
     connection.on('control', (msg) => this.onControl(launcherProcess, msg));
     connection.on('protocolError', (description) =>
       this.emit('notice', `Channel trouble with process ${hello.pid}: ${description}`),
@@ -647,13 +682,49 @@ export class Engine extends EventEmitter {
     if (this.readingPaused) connection.pause();
   }
 
-  /** One event record: bytes `start` to `end` of a received chunk. */
+  /**
+   * One event record: bytes `start` to `end` of a received chunk. Most records are counted by name,
+   * logged (onLines) and held back by flood control or hidden: those are not read. One is read when
+   * its name says so (readEach, a `cpython.run_*` record, one a thread may stop on, one shown depending
+   * on where it was raised, one flood control would show now), when it was refused, or when its thread
+   * differs from the previous record's (a thread to announce).
+   */
   private onRecord(launcherProcess: LauncherProcess, name: string, chunk: Buffer, start: number, end: number): void {
+    let tally = launcherProcess.lastTally;
+    if (tally === undefined || tally.name !== name) {
+      tally = launcherProcess.tallies.get(name) ?? launcherProcess.addTally(name, this.display.visibility(name) === 'shown');
+      launcherProcess.lastTally = tally;
+    }
+    if (tally.epoch !== this.readEpoch) {
+      tally.epoch = this.readEpoch;
+      tally.readEach = this.readsEach(launcherProcess, name);
+      tally.readNow = tally.readEach || (tally.shown && this.flood.wouldAdmit(name));
+    }
+    // Only a refused record ends with a string (`"denied":"…"}`).
+    if (!tally.readNow && chunk[end - 2] !== QUOTE && launcherProcess.reader.sameAsLatest(name, chunk, start, end)) {
+      if (tally.count++ === 0) launcherProcess.counted.push(tally);
+      return;
+    }
+    this.readRecord(launcherProcess, tally, chunk, start, end);
+  }
+
+  /** Whether every record named `name` of this process is read one by one (see onRecord). */
+  private readsEach(launcherProcess: LauncherProcess, name: string): boolean {
+    return (
+      launcherProcess.stepping.size > 0 ||
+      name.startsWith('cpython.run_') ||
+      this.stopsOn(name) ||
+      this.display.visibility(name) === 'shownWhenRaisedByProgramCode' ||
+      (this.options.readEach?.(name) ?? false)
+    );
+  }
+
+  private readRecord(launcherProcess: LauncherProcess, tally: NameTally, chunk: Buffer, start: number, end: number): void {
+    // Counted records first: the counts stay in the order the records came in.
+    if (launcherProcess.counted.length > 0) this.reportCounted(launcherProcess);
+    const name = tally.name;
     this.recordCount++;
     this.eventCounts.set(name, (this.eventCounts.get(name) ?? 0) + 1);
-    if (this.writer && !this.writer.writeRange(chunk, start, end) && !this.readingPaused) this.pauseReading(this.writer);
-
-    // Most records are counted, logged and held back by flood control: they are never parsed in full.
     let record: ReceivedRecord;
     try {
       record = launcherProcess.reader.read(name, chunk, start, end);
@@ -670,10 +741,35 @@ export class Engine extends EventEmitter {
       else this.started.resolve();
     }
     const shown = denied !== undefined || this.display.showsRecord(name, record);
-    if (shown && this.flood.admit(name)) {
+    if (!shown) return;
+    if (this.flood.admit(name)) {
       this.shownCount++;
       this.emit('auditEvent', record.record);
+    } else {
+      // Flood control shows none of them until the next chunk: they are counted.
+      tally.readNow = tally.readEach;
     }
+  }
+
+  /** A run of records: the log gets their bytes as they came; the counted ones are reported. */
+  private onLines(launcherProcess: LauncherProcess, chunk: Buffer, start: number, end: number, count: number): void {
+    if (this.writer && !this.writer.writeLines(chunk, start, end, count) && !this.readingPaused) this.pauseReading(this.writer);
+    if (launcherProcess.counted.length > 0) this.reportCounted(launcherProcess);
+  }
+
+  /** The records counted since the last report, by name in the order of each name's first one. */
+  private reportCounted(launcherProcess: LauncherProcess): void {
+    const { pid, ppid } = launcherProcess;
+    for (const tally of launcherProcess.counted) {
+      const count = tally.count;
+      tally.count = 0;
+      this.recordCount += count;
+      this.eventCounts.set(tally.name, (this.eventCounts.get(tally.name) ?? 0) + count);
+      // Not read, though shown by name: flood control would have held them back.
+      if (tally.shown) this.flood.holdBack(tally.name, count);
+      this.emit('recordsCounted', { pid, ppid, name: tally.name, count } satisfies CountedRecords);
+    }
+    launcherProcess.counted = [];
   }
 
   private onControl(launcherProcess: LauncherProcess, msg: ControlMessage): void {
@@ -684,6 +780,7 @@ export class Engine extends EventEmitter {
         if (launcherProcess.main) this.started.resolve();
         const threadId = m.threadId as number;
         launcherProcess.stoppedThreads.add(threadId);
+        if (launcherProcess.stepping.delete(threadId)) this.readEpoch++;
         this.noteThread(launcherProcess, threadId, null);
         const latest = launcherProcess.latest.get(threadId);
         this.emit('stopped', {
@@ -756,6 +853,11 @@ export class Engine extends EventEmitter {
   private resumeThread(launcherProcess: LauncherProcess, threadId: number, action: ResumeAction): void {
     launcherProcess.stoppedThreads.delete(threadId);
     if (launcherProcess.stoppedThreads.size === 0) this.references.forget(launcherProcess);
+    if (action === 'step') {
+      // It stops on its next record, whichever: every record of the process is read until then.
+      launcherProcess.stepping.add(threadId);
+      this.readEpoch++;
+    }
     launcherProcess.send({ type: 'continue', threadId, action });
   }
 
@@ -793,12 +895,34 @@ export class Engine extends EventEmitter {
   }
 }
 
+/** How one process's records of one event name are read (see Engine.onRecord). */
+interface NameTally {
+  readonly name: string;
+  /** Shown by the display filter by name alone: what flood control does not show is held back. */
+  readonly shown: boolean;
+  /** The Engine.readEpoch of the decisions below. */
+  epoch: number;
+  /** Every record is read. */
+  readEach: boolean;
+  /** Records are read for now (readEach, or flood control would show one). */
+  readNow: boolean;
+  /** Records counted, not read, since the last report. */
+  count: number;
+}
+
 /** One connected process: its channel, the requests it has yet to answer, its stopped threads. */
 class LauncherProcess {
-  /** The latest record of each thread: what a stop is about. */
+  /** The latest record read of each thread: what a stop is about. */
   readonly latest = new Map<number, ReceivedRecord>();
   readonly reader = new RecordReader();
   readonly stoppedThreads = new Set<number>();
+  /** Threads resumed to stop at their next event. */
+  readonly stepping = new Set<number>();
+  /** Per event name, how its records are read; the latest name's. */
+  readonly tallies = new Map<string, NameTally>();
+  lastTally: NameTally | undefined;
+  /** The tallies with records counted since the last report, in the order of their first one. */
+  counted: NameTally[] = [];
   ended = false;
   private nextRequestId = 1;
   private readonly pending = new Map<number, Deferred<Record<string, unknown>>>();
@@ -813,6 +937,12 @@ class LauncherProcess {
 
   send(msg: object): void {
     this.connection.send(msg);
+  }
+
+  addTally(name: string, shown: boolean): NameTally {
+    const tally: NameTally = { name, shown, epoch: -1, readEach: false, readNow: false, count: 0 };
+    this.tallies.set(name, tally);
+    return tally;
   }
 
   request(command: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {

@@ -55,8 +55,22 @@ export class FloodControl<Key> {
       this.total.tokens--;
       return true;
     }
-    this.heldBack.set(source, (this.heldBack.get(source) ?? 0) + 1);
+    this.holdBack(source, 1);
     return false;
+  }
+
+  /** Whether `admit(source)` would show a line now (nothing is taken or counted). */
+  wouldAdmit(source: Key): boolean {
+    const now = this.now();
+    refill(this.total, now, this.limits.burstTotal, this.limits.rateTotal);
+    const bucket = this.perSource.get(source);
+    if (bucket) refill(bucket, now, this.limits.burstPerSource, this.limits.ratePerSource);
+    return this.total.tokens >= 1 && (bucket === undefined || bucket.tokens >= 1);
+  }
+
+  /** Counts `count` lines from `source` as held back, as `admit` does when it refuses one. */
+  holdBack(source: Key, count: number): void {
+    this.heldBack.set(source, (this.heldBack.get(source) ?? 0) + count);
   }
 
   /** The sources with lines held back since the last call, and how many; starts counting afresh. */

@@ -2,6 +2,7 @@
 // values rendered back into Python-like text, `socket.connect ('127.0.0.1', 8080)  demo.py:12`.
 
 import * as path from 'node:path';
+import { BytePattern, ChunkView } from './bytes';
 import { mainArgument, visibleArguments } from './catalog';
 
 /** A parsed event record. */
@@ -54,6 +55,7 @@ const FILE_KEY = Buffer.from(',"file":"');
 const AFTER_FILE = Buffer.from('","line":');
 const ARGS_KEY = Buffer.from(',"args":');
 const TID_KEY = Buffer.from(',"tid":');
+
 /** `,"seq":` and `,"ts":`, skipped rather than scanned. */
 const SEQ_KEY_BYTES = ',"seq":'.length;
 const TS_KEY_BYTES = ',"ts":'.length;
@@ -147,6 +149,11 @@ export class RecordReader {
   private identity: RecordIdentity | undefined;
   /** Where `,"tid":` starts in the identity. */
   private threadOffset = 0;
+  /** From the quote closing the latest record's name to its identity: `","seq":N,"ts":N`. */
+  private headerBytes = -1;
+  /** The identity's thread part. */
+  private threadPattern = PID_KEY_PATTERN;
+  private readonly view = new ChunkView();
 
   /**
    * Reads the record in `chunk` from `start` to `end` (its newline excluded; by default, all of it).
@@ -155,12 +162,12 @@ export class RecordReader {
   read(event: string, chunk: Buffer, start = 0, end = chunk.length): ReceivedRecord {
     // `{"event":"NAME","seq":N,"ts":N,"pid":`: the identity starts at the comma after the timestamp.
     // The name's bytes are usually its characters; the keys' bytes are skipped, only digits scanned.
-    let at = start + NAME_OFFSET + event.length;
-    if (chunk[at] !== QUOTE) {
-      at = start + NAME_OFFSET;
-      while (at < end && chunk[at] !== QUOTE) at++;
+    let nameEnd = start + NAME_OFFSET + event.length;
+    if (chunk[nameEnd] !== QUOTE) {
+      nameEnd = start + NAME_OFFSET;
+      while (nameEnd < end && chunk[nameEnd] !== QUOTE) nameEnd++;
     }
-    at += 1 + SEQ_KEY_BYTES;
+    let at = nameEnd + 1 + SEQ_KEY_BYTES;
     while (at < end && chunk[at] !== COMMA) at++;
     at += TS_KEY_BYTES;
     while (at < end && chunk[at] !== COMMA) at++;
@@ -168,9 +175,26 @@ export class RecordReader {
     if (this.identity === undefined || after >= end || chunk[after] !== COMMA || !this.sameThread(chunk, at)) {
       after = this.readIdentity(chunk, at, end);
     }
+    this.headerBytes = at - nameEnd;
     // The identity is followed by `,"file":"` or by `,"args":`.
     const fileAt = chunk[after + 2] === LETTER_F ? after - start : -1;
     return new ReceivedRecord(event, chunk, start, end, this.identity!, fileAt);
+  }
+
+  /**
+   * Whether the record named `event` in `chunk` from `start` to `end` comes from the thread of the
+   * latest record read, under the same thread name: a look at the bytes where its identity would be,
+   * reading nothing. False means "read it to know" (a new thread, a renamed one, a sequence number or
+   * timestamp that grew a digit, a name of other than ASCII characters).
+   */
+  sameAsLatest(event: string, chunk: Buffer, start: number, end: number): boolean {
+    // `,"pid":` occurs once in a record (no JSON string holds a bare `"`, and no tagged value has a
+    // `pid` key): found where the latest record had it, it is the identity's start.
+    const at = start + NAME_OFFSET + event.length + this.headerBytes;
+    const after = at + this.identityBytes.length;
+    if (this.headerBytes < 0 || after >= end || chunk[after] !== COMMA) return false;
+    const view = this.view.of(chunk);
+    return PID_KEY_PATTERN.isAt(view, at) && this.threadPattern.isAt(view, at + this.threadOffset);
   }
 
   /**
@@ -197,9 +221,12 @@ export class RecordReader {
     this.identity = JSON.parse(`{${chunk.toString('utf8', at + 1, identityEnd)}}`) as RecordIdentity;
     this.identityBytes = Buffer.from(chunk.subarray(at, identityEnd));
     this.threadOffset = Math.max(this.identityBytes.indexOf(TID_KEY), 0);
+    this.threadPattern = new BytePattern(this.identityBytes.subarray(this.threadOffset));
     return identityEnd;
   }
 }
+
+const PID_KEY_PATTERN = new BytePattern(PID_KEY);
 
 /** Longest argument text in an event line or a stop description. */
 const MAX_ARGUMENTS_TEXT = 240;

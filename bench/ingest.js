@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Node's reading side on its own, without a launcher producing events at the same time: a storm is
 // recorded once with the launcher (--log-file), then fed in 64 KiB chunks (what a socket read gives) to a
-// ChannelConnection whose record sink does what the engine does first with every record: count it by
-// name, copy it to a JSONL log, read its identity. Prints CPU and wall nanoseconds a record, median of
+// ChannelConnection whose record sink does what the engine does with a record it neither shows nor
+// keeps: count it by name when its thread is the previous record's, and copy its run to a JSONL log. Prints CPU and wall nanoseconds a record, median of
 // the rounds. Uses the tsc output (run `npx tsc -p .` first) and dist/bin/spython.
 //
 // Usage: node bench/ingest.js [--events N] [--rounds N] [--python PATH]
@@ -50,13 +50,20 @@ function ingestOnce(stream, logFile) {
     const writer = new JsonlWriter(logFile, { flags: 'w' });
     const reader = new RecordReader();
     const counts = new Map();
-    const latest = new Map();
+    let last;
+    // What the engine does with a record it neither shows nor keeps: count it by name when its thread
+    // is the previous record's (else read it), and log its run of bytes.
     connection.setRecordSink({
       record(name, chunk, start, end) {
-        counts.set(name, (counts.get(name) ?? 0) + 1);
-        writer.writeRange(chunk, start, end);
-        const record = reader.read(name, chunk, start, end);
-        latest.set(record.tid, record);
+        if (last === undefined || last.name !== name) {
+          last = counts.get(name) ?? { name, count: 0 };
+          counts.set(name, last);
+        }
+        if (reader.sameAsLatest(name, chunk, start, end)) last.count++;
+        else reader.read(name, chunk, start, end);
+      },
+      lines(chunk, start, end, count) {
+        writer.writeLines(chunk, start, end, count);
       },
     });
     const cpu = process.cpuUsage();

@@ -807,7 +807,7 @@ describe('ChannelConnection line splitting (hand-fed chunks)', () => {
     assert.equal(connection.bytesReceived, stream.length);
   });
 
-  test('a record sink takes every record in place of the events, whole or across cuts', async () => {
+  test('a record sink takes every record in place of the events, and their bytes in runs, whole or across cuts', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spython-sink-'));
     try {
       for (const cuts of [[], [stream.length - 3], Array.from({ length: 40 }, (_, i) => 7 + i * 23)]) {
@@ -817,10 +817,19 @@ describe('ChannelConnection line splitting (hand-fed chunks)', () => {
         const writer = new JsonlWriter(path.join(dir, `${cuts.length}.jsonl`), { flags: 'w' });
         const reader = new RecordReader();
         const sunk: Array<[string, string, number]> = [];
+        let sunkSinceLines = 0;
         connection.setRecordSink({
           record: (name, chunk, start, end) => {
-            writer.writeRange(chunk, start, end);
             sunk.push([name, chunk.toString('utf8', start, end), reader.read(name, chunk, start, end).tid]);
+            sunkSinceLines++;
+          },
+          lines: (chunk, start, end, count) => {
+            // The run is the records handed over since the last run, newlines included, nothing else.
+            assert.equal(count, sunkSinceLines);
+            const run = sunk.slice(sunk.length - count).map(([, line]) => line + '\n').join('');
+            assert.equal(chunk.toString('utf8', start, end), run);
+            sunkSinceLines = 0;
+            writer.writeLines(chunk, start, end, count);
           },
         });
         let start = 0;
@@ -835,6 +844,8 @@ describe('ChannelConnection line splitting (hand-fed chunks)', () => {
         assert.deepEqual(log.events, expectedEvents.filter(([kind]) => kind !== 'record'), where);
         assert.deepEqual(sunk, expectedLines.map((line) => [JSON.parse(line).event, line, 4242]), where);
         assert.equal(connection.records, expectedLines.length, where);
+        assert.equal(sunkSinceLines, 0, where);
+        assert.equal(writer.lines, expectedLines.length, where);
         assert.equal(fs.readFileSync(writer.path, 'utf8'), expectedLines.map((line) => line + '\n').join(''), where);
       }
     } finally {
@@ -894,30 +905,37 @@ describe('JsonlWriter', () => {
     }
   });
 
-  test('lines cut from one chunk are written as runs; the bytes are exactly the lines', async () => {
+  test('runs of whole lines are written as they are, in order with single lines', async () => {
     const { dir, file } = tmpFile();
     try {
       const writer = new JsonlWriter(file, { batchBytes: 4096 });
-      const expected: string[] = [];
-      // Lines of one chunk, one newline apart, as the channel hands them over...
-      const chunk = Buffer.from(RECORDS.join('\n') + '\n' + RECORDS.join('\n') + '\n');
-      for (let start = 0, nl = chunk.indexOf(0x0a); nl >= 0; start = nl + 1, nl = chunk.indexOf(0x0a, start)) {
-        writer.write(chunk.subarray(start, nl));
-        expected.push(chunk.toString('utf8', start, nl));
-      }
-      // ...one whose neighbour in memory is not a newline, lines of one chunk out of order, and a
-      // line glued together from pieces.
-      const glued = Buffer.from('{"event":"a"}X{"event":"b"}');
-      writer.write(glued.subarray(0, 13));
-      writer.write(glued.subarray(14));
-      const twoLines = Buffer.from('{"event":"first"}\n{"event":"second"}\n');
-      writer.write(twoLines.subarray(18, 36));
-      writer.write(twoLines.subarray(0, 17));
+      // Runs of lines of one chunk, as the channel hands them over, between single lines.
+      const chunk = Buffer.from('{"type":"exit","status":0}\n' + RECORDS.join('\n') + '\n' + RECORDS.join('\n') + '\n');
+      const runStart = chunk.indexOf(0x0a) + 1;
+      writer.write(Buffer.from('{"event":"before"}'));
+      writer.writeLines(chunk, runStart, chunk.length, 2 * RECORDS.length);
       writer.write(Buffer.concat([Buffer.from('{"event":'), Buffer.from('"pieces"}')]));
-      expected.push('{"event":"a"}', '{"event":"b"}', '{"event":"second"}', '{"event":"first"}', '{"event":"pieces"}');
+      writer.writeLines(chunk, runStart, runStart + RECORDS[0].length + 1, 1);
+      const expected = ['{"event":"before"}', ...RECORDS, ...RECORDS, '{"event":"pieces"}', RECORDS[0]];
       await writer.close();
       assert.equal(writer.lines, expected.length);
       assert.equal(fs.readFileSync(file, 'utf8'), expected.join('\n') + '\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a batch smaller than batchBytes is written on its own, batchMs after its first line', async () => {
+    const { dir, file } = tmpFile();
+    try {
+      const writer = new JsonlWriter(file, { batchBytes: 1024 * 1024, batchMs: 5 });
+      writer.write(Buffer.from(RECORDS[0]));
+      writer.write(Buffer.from(RECORDS[1]));
+      // Neither flush() nor close(): the batch's timer writes it.
+      const size = () => (fs.existsSync(file) ? fs.statSync(file).size : 0);
+      for (let waited = 0; size() === 0 && waited < 10_000; waited += 10) await sleep(10);
+      assert.equal(fs.readFileSync(file, 'utf8'), RECORDS[0] + '\n' + RECORDS[1] + '\n');
+      await writer.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

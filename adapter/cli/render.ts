@@ -83,6 +83,17 @@ const byName = new Map<string, string | undefined>();
 /** The summary group of a record: the first category that takes it, else `other`. */
 export function categoryOf(record: Pick<AuditRecord, 'event' | 'args'>): string {
   const name = record.event;
+  const decided = categoryByName(name);
+  if (decided !== undefined) return decided;
+  for (const matcher of MATCHERS) {
+    const test = matcher.conditional.get(name);
+    if (test && Array.isArray(record.args) && test(record.args)) return matcher.id;
+  }
+  return OTHER_CATEGORY;
+}
+
+/** The summary group of every record named `name`; undefined when its arguments decide. */
+export function categoryByName(name: string): string | undefined {
   let decided = byName.get(name);
   if (decided === undefined && !byName.has(name)) {
     let conditional = false;
@@ -96,12 +107,7 @@ export function categoryOf(record: Pick<AuditRecord, 'event' | 'args'>): string 
     if (decided === undefined && !conditional) decided = OTHER_CATEGORY;
     byName.set(name, decided);
   }
-  if (decided !== undefined) return decided;
-  for (const matcher of MATCHERS) {
-    const test = matcher.conditional.get(name);
-    if (test && Array.isArray(record.args) && test(record.args)) return matcher.id;
-  }
-  return OTHER_CATEGORY;
+  return decided;
 }
 
 export function categoryLabel(id: string): string {

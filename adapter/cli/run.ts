@@ -230,8 +230,9 @@ export async function runCommand(program: string | undefined, args: string[], fl
       started.once('exit', (code, signal) => resolveChild({ code, signal }));
     });
 
-  const engine = new Engine({ launcher: findLauncher(), startInTerminal, runLog: jsonlFile });
+  const engine = new Engine({ launcher: findLauncher(), startInTerminal, runLog: jsonlFile, readEach: (name) => stats.readEach(name) });
   engine.on('record', (record) => stats.add(record));
+  engine.on('recordsCounted', (counted) => stats.addCounted(counted.pid, counted.ppid, counted.name, counted.count));
   engine.on('processEnded', (end) => stats.processEnded(end.pid, end.exitStatus));
   if (!quiet) {
     engine.on('auditEvent', (record) => term.print(eventLine(c, record, base, engine.mainPid)));

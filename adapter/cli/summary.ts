@@ -5,7 +5,7 @@
 import type Table from 'cli-table3';
 import { eventMatcher, mainArgument } from '../catalog';
 import { AuditRecord, formatValue, fullRecord, ReceivedRecord } from '../records';
-import { categoryLabel, categoryOf, Colors, location, n, OTHER_CATEGORY, siteLocation, SUMMARY_CATEGORIES, truncate } from './render';
+import { categoryByName, categoryLabel, categoryOf, Colors, location, n, OTHER_CATEGORY, siteLocation, SUMMARY_CATEGORIES, truncate } from './render';
 
 /** Records kept for the reports (denied and --fail-on ones); past this, they are counted only. */
 const MAX_FINDINGS = 100_000;
@@ -64,23 +64,23 @@ export class RunStats {
     this.failOnEach = this.failOnGlobs.map((glob) => ({ glob, test: eventMatcher([glob]) }));
   }
 
+  /**
+   * Whether every record named `name` must be given to `add`: its category depends on its arguments,
+   * or it is kept (refused code, --fail-on, what a process runs). The others may come counted
+   * (`addCounted`), refused ones excepted.
+   */
+  readEach(name: string): boolean {
+    return (
+      name.startsWith('cpython.run_') ||
+      name === 'spython.code_refused' ||
+      (this.failOnGlobs.length > 0 && this.failOnAny(name)) ||
+      categoryByName(name) === undefined
+    );
+  }
+
   /** Counts one record; a received one is parsed only when it is kept (denied, refused code, a finding). */
   add(record: AuditRecord | ReceivedRecord): void {
-    this.total++;
-    const category = categoryOf(record);
-    let names = this.counts.get(category);
-    if (!names) {
-      names = new Map();
-      this.counts.set(category, names);
-    }
-    names.set(record.event, (names.get(record.event) ?? 0) + 1);
-
-    let process = this.processes.get(record.pid);
-    if (!process) {
-      process = { pid: record.pid, ppid: record.ppid, events: 0, programs: [] };
-      this.processes.set(record.pid, process);
-    }
-    process.events++;
+    const process = this.count(record.pid, record.ppid, record.event, categoryOf(record), 1);
     if (record.event.startsWith('cpython.run_')) {
       const program = programOf(fullRecord(record));
       if (program !== undefined) process.programs.push(program);
@@ -105,6 +105,29 @@ export class RunStats {
       if (this.findings.length < MAX_FINDINGS) this.findings.push({ record: fullRecord(record), failOn });
       else this.findingsDropped++;
     }
+  }
+
+  /** Counts `count` records named `name` of process `pid`, none refused, none that `readEach` names. */
+  addCounted(pid: number, ppid: number, name: string, count: number): void {
+    this.count(pid, ppid, name, categoryByName(name) ?? OTHER_CATEGORY, count);
+  }
+
+  private count(pid: number, ppid: number, name: string, category: string, count: number): ProcessInfo {
+    this.total += count;
+    let names = this.counts.get(category);
+    if (!names) {
+      names = new Map();
+      this.counts.set(category, names);
+    }
+    names.set(name, (names.get(name) ?? 0) + count);
+
+    let process = this.processes.get(pid);
+    if (!process) {
+      process = { pid, ppid, events: 0, programs: [] };
+      this.processes.set(pid, process);
+    }
+    process.events += count;
+    return process;
   }
 
   /**

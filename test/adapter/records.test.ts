@@ -3,6 +3,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { BytePattern, ChunkView } from '../../adapter/bytes';
 import { FloodControl } from '../../adapter/flood';
 import { AuditRecord, eventLine, eventSummary, formatValue, fullRecord, RecordReader } from '../../adapter/records';
 
@@ -82,6 +83,27 @@ describe('flood control', () => {
   });
 });
 
+describe('BytePattern', () => {
+  test('finds its bytes at any offset of a chunk, whatever its length, and nothing else', () => {
+    const text = '{"event":"socket.connect","seq":1}';
+    for (let length = 4; length <= text.length; length++) {
+      const pattern = new BytePattern(Buffer.from(text.slice(0, length)));
+      for (let offset = 0; offset < 9; offset++) {
+        // A pooled Buffer: its byteOffset in the ArrayBuffer is not 0 either.
+        const chunk = Buffer.from('x'.repeat(offset) + text);
+        const view = new ChunkView().of(chunk);
+        assert.ok(pattern.isAt(view, offset), `${length} bytes at ${offset}`);
+        for (let i = 0; i < length; i++) {
+          const changed = Buffer.from(chunk);
+          changed[offset + i] ^= 0x20;
+          assert.ok(!pattern.isAt(new ChunkView().of(changed), offset), `${length} bytes at ${offset}, byte ${i} changed`);
+        }
+      }
+    }
+    assert.throws(() => new BytePattern(Buffer.from('abc')), /at least 4 bytes/);
+  });
+});
+
 describe('records read without parsing them in full', () => {
   // Lines exactly as the launcher writes them (docs/protocol.md, "Event records").
   const head = (event: string, seq: number, identity: string) => `{"event":"${event}","seq":${seq},"ts":99${identity}`;
@@ -107,6 +129,32 @@ describe('records read without parsing them in full', () => {
       assert.deepEqual(received.record, parsed);
       assert.deepEqual(fullRecord(received), parsed);
     }
+  });
+
+  test('sameAsLatest: true only for the thread and thread name of the latest record read', () => {
+    const reader = new RecordReader();
+    const line = (event: string, seq: number, identity: string) => `${head(event, seq, identity)},"file":"/p/a.py","line":3,"func":"f","args":[${seq}]}`;
+    // Records inside one chunk, as the channel hands them over (a pooled Buffer: its byteOffset is not 0).
+    const check = (event: string, text: string) => {
+      const chunk = Buffer.from(`{"type":"pong","id":1}\n${text}\n`);
+      return reader.sameAsLatest(event, chunk, 23, chunk.length - 1);
+    };
+    const named = (name: string) => `,"pid":40,"ppid":1,"tid":40,"thread":"${name}"`;
+    assert.equal(check('open', line('open', 1, main)), false, 'nothing read yet');
+    reader.read('open', Buffer.from(line('open', 1, main)));
+    assert.equal(check('open', line('open', 2, main)), true);
+    assert.equal(check('exec', line('exec', 3, main)), true, 'another name, the same thread');
+    assert.equal(check('open', line('open', 4, ',"pid":40,"ppid":1,"tid":41,"thread":"MainThread"')), false, 'another thread');
+    assert.equal(check('open', line('open', 5, named('MainThreax'))), false, 'renamed, same length');
+    assert.equal(check('open', line('open', 6, named('Main'))), false, 'renamed, shorter');
+    assert.equal(check('open', line('open', 7, named('MainThread2'))), false, 'renamed, longer');
+    assert.equal(check('open', line('open', 10, main)), false, 'the sequence number grew a digit');
+    reader.read('open', Buffer.from(line('open', 10, main)));
+    assert.equal(check('open', line('open', 11, main)), true);
+    assert.equal(check('öffnen', line('öffnen', 12, main)), false, 'a name of other than ASCII characters');
+    reader.read('open', Buffer.from(line('open', 13, ',"pid":40,"ppid":1,"tid":41,"thread":null')));
+    assert.equal(check('open', line('open', 14, ',"pid":40,"ppid":1,"tid":41,"thread":null')), true);
+    assert.equal(check('open', line('open', 15, main)), false);
   });
 
   test('a line without the keys of a record is refused; one that is not JSON keeps its identity', () => {

@@ -70,6 +70,42 @@ describe('--jsonl', { ...needs(PYTHON), concurrency: 4 }, () => {
     assert.match(r.stderrText, /│ app\.tick\s+│\s+3,000 │/);
     assert.match(r.stderrText, /Every record: run\.jsonl/);
   });
+
+  test('counts stay exact when most records are counted, not read: per name, per process, held back', async () => {
+    // Two threads interleave (each switch is a record read), a shown event outruns flood control, a
+    // hidden one is only counted, and `open` (its category depends on its arguments) is read each time.
+    const { dir, file } = program(`
+import sys, threading
+def tock():
+    for i in range(20000):
+        sys.audit("app.tock", i)
+t = threading.Thread(target=tock, name="tocker")
+t.start()
+for i in range(30000):
+    sys.audit("app.tick", i)
+    if i % 1000 == 0:
+        open(__file__).close()
+t.join()
+`);
+    const jsonl = path.join(dir, 'run.jsonl');
+    const r = await runCli(['run', '--python', PYTHON!, '--hide', 'app.tock', '--jsonl', jsonl, file], { cwd: dir });
+    assert.equal(r.status, 0, show(r));
+    const records = fs.readFileSync(jsonl, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as { event: string; seq: number });
+    records.forEach((record, i) => assert.equal(record.seq, i + 1));
+    const total = records.length.toLocaleString('en-US');
+    const opens = records.filter((record) => record.event === 'open').length;
+    assert.match(r.stderrText, new RegExp(`\n${total} audit events \\(`));
+    assert.match(r.stderrText, /│ app\.tick\s+│\s+30,000 │/);
+    assert.match(r.stderrText, /│ app\.tock\s+│\s+20,000 │/);
+    assert.match(r.stderrText, new RegExp(`│ open\\s+│\\s+${opens.toLocaleString('en-US')} │`));
+    assert.match(r.stderrText, new RegExp(`│\\s+${total} │ exited with status 0`));
+    const lines = r.stderrText.split('\n');
+    const shown = lines.filter((line) => line.startsWith('[audit] app.tick ')).length;
+    const heldBack = [...r.stderrText.matchAll(/… ([\d,]+) more `app\.tick` events/g)].reduce((sum, m) => sum + Number(m[1].replace(/,/g, '')), 0);
+    assert.ok(heldBack > 0, show(r));
+    assert.equal(shown + heldBack, 30000);
+    assert.equal(lines.filter((line) => line.includes('app.tock')).length, 1, 'the hidden event is only in the summary');
+  });
 });
 
 describe('--sarif', { ...needs(PYTHON), concurrency: 4 }, () => {

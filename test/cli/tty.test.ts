@@ -72,6 +72,38 @@ describe('on a terminal', { ...needs(PYTHON), concurrency: 2, timeout: 120_000 }
     assert.match(out, new RegExp(`│ app\\.step │ 'second' │ debugger │ prog\\.py:${lineOf(file, 'SECOND')} │`));
   });
 
+  test('--break and next on hidden events amid a storm: each stop knows its record, deny works', async () => {
+    // Hidden records are counted, not read: the one a breakpoint names and the one a step lands on
+    // must be read all the same (the stop shows where it was raised; deny needs the record).
+    const { dir, file } = program(`
+import sys
+for i in range(20000):
+    sys.audit("app.noise", i)
+    if i == 15000:
+        sys.audit("app.target", i)  # TARGET
+        try:
+            sys.audit("app.after", i)  # AFTER
+        except PermissionError:
+            print("after refused", flush=True)
+`);
+    const r = await runOnPty(cli('run', '-q', '--no-summary', '--python', PYTHON!, '--hide', 'app.*', '--break', 'app.target', file), {
+      cwd: dir,
+      env: cliEnv({ TERM: 'dumb' }),
+      steps: [
+        { expect: PROMPT, send: 'n\r' },
+        { expect: 'Stopped on app.after', send: '' },
+        { expect: PROMPT, send: 'd\r' },
+      ],
+    });
+    assert.deepEqual(r.unmatched, [], r.output);
+    assert.equal(r.status, 0, r.output);
+    const out = r.output.replace(/\r\n/g, '\n');
+    assert.match(out, new RegExp(`■ Stopped on app\\.target 15000 at prog\\.py:${lineOf(file, 'TARGET')}`));
+    assert.match(out, new RegExp(`■ Stopped on app\\.after 15000 at prog\\.py:${lineOf(file, 'AFTER')}`));
+    assert.match(out, /Denied: app\.after raises PermissionError\./);
+    assert.match(out, /after refused/);
+  });
+
   test('--break: a question mark explains, Enter continues', async () => {
     const { dir, file } = program(BREAKS);
     const r = await runOnPty(cli('run', '-q', '--no-summary', '--python', PYTHON!, '--break', 'app.step', file), {
