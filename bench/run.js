@@ -69,6 +69,19 @@ function commandOutput(argv) {
   }
 }
 
+// Node's own start-up, which every CLI figure carries: the median of a few `node -e 0`. Said with
+// NODE_EXTRA_CA_CERTS, which makes every Node start parse a whole CA bundle (set on some machines).
+function nodeStartup() {
+  const times = [];
+  for (let i = 0; i < 7; i++) {
+    const start = process.hrtime.bigint();
+    execFileSync(process.execPath, ['-e', '0']);
+    times.push(Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  return `\`node -e 0\` takes ${summary(times).median.toFixed(3)} s (median of 7)${extra ? `; NODE_EXTRA_CA_CERTS=${extra} is set, so every Node start parses that bundle` : ''}`;
+}
+
 function machine(pythons) {
   const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
   const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
@@ -82,6 +95,7 @@ function machine(pythons) {
       .filter(([, exe]) => exe)
       .map(([v, exe]) => `${commandOutput([exe, '--version']) ?? v} (${exe})`),
     strace: commandOutput(['strace', '-V'])?.split('\n')[0],
+    nodeStartup: nodeStartup(),
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     loadAtStart: os.loadavg()[0],
   };
@@ -385,7 +399,7 @@ function report(info) {
   out.push(`- CPU: ${info.cpu}, ${info.cores} cores; memory ${info.memory}`);
   out.push(`- Kernel: ${info.kernel}`);
   out.push(`- Python: ${info.pythons.join('; ')}`);
-  out.push(`- Node: ${info.node}`);
+  out.push(`- Node: ${info.node}; ${info.nodeStartup}`);
   if (info.strace) out.push(`- ${info.strace}`);
   out.push(`- Date: ${info.date}`);
   // Other tenants' load is the main source of spread: said, so a noisy table can be read as one.
