@@ -523,28 +523,39 @@ render_float(struct walk *w, PyObject *o, PyObject *type)
     spy_py.PyMem_Free(text);
 }
 
+/* The marker that ends a container cut after `index` of `count` items. */
+static void
+put_more(struct walk *w, Py_ssize_t index, Py_ssize_t count)
+{
+    if (w->style == SPY_STYLE_JSON) {
+        spy_buf_lit(w->b, "{\"$more\":");
+        spy_buf_put_u64(w->b, (uint64_t)(count - index));
+        spy_buf_putc(w->b, '}');
+    }
+    else {
+        spy_buf_lit(w->b, "...");
+    }
+}
+
 /* Separator and "more" marker between container items; returns 0 when
- * the item should be rendered, -1 when the container is cut here. */
-static int
+ * the item should be rendered, -1 when the container is cut here.
+ * Inline: it runs for every item. */
+static inline int
 begin_item(struct walk *w, Py_ssize_t index, Py_ssize_t count)
 {
-    int json = w->style == SPY_STYLE_JSON;
-
     if (index > 0) {
-        spy_buf_put(w->b, json ? "," : ", ", json ? 1 : 2);
-    }
-    if (index >= SPY_RENDER_ITEMS_MAX || w->b->len > w->budget) {
-        if (json) {
-            spy_buf_lit(w->b, "{\"$more\":");
-            spy_buf_put_u64(w->b, (uint64_t)(count - index));
-            spy_buf_putc(w->b, '}');
+        if (w->style == SPY_STYLE_JSON) {
+            spy_buf_putc(w->b, ',');
         }
         else {
-            spy_buf_lit(w->b, "...");
+            spy_buf_lit(w->b, ", ");
         }
-        return -1;
     }
-    return 0;
+    if (index < SPY_RENDER_ITEMS_MAX && w->b->len <= w->budget) {
+        return 0;
+    }
+    put_more(w, index, count);
+    return -1;
 }
 
 static void
