@@ -127,6 +127,13 @@ json_safe_end(const char *s, size_t i, size_t n)
         }
         i += 8;
     }
+    if (i < n && n - i < 8 && n >= 8) {
+        /* The last 8 bytes: those before i are clean or escaped. */
+        memcpy(&w, s + n - 8, 8);
+        if (!json_escape_in(w)) {
+            return n;
+        }
+    }
     while (i < n && JSON_ESCAPE[(unsigned char)s[i]] == 0) {
         i++;
     }

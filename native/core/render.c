@@ -119,8 +119,10 @@ put_code_points(struct spy_buf *b, const uint32_t *points, Py_ssize_t n,
         uint32_t c = points[i];
 
         if (c >= 0xD800 && c <= 0xDFFF) {
-            put_text(b, chunk, len, style, quote);
-            len = 0;
+            if (len > 0) {
+                put_text(b, chunk, len, style, quote);
+                len = 0;
+            }
             put_hex_escape(b, 'u', c, 4);
             continue;
         }

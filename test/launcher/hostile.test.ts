@@ -26,10 +26,11 @@ const NOT_BUILT = launcherBuilt() ? {} : { skip: 'launcher not built (npm run bu
 const MB = 1024 * 1024;
 const RECORD_LIMIT = 64 * 1024;
 
-/** Characters the JSON escaper looks for (and near misses), each put at every offset of its 8-byte scan. */
+/** Characters the JSON escaper looks for (and near misses), each put at every offset of its 8-byte
+ * scan, then a clean tail longer than a word. */
 const SPAN_SPECIALS = '"\\\n\x01\x1f\x7f\u2028\u2029\u2027\u20ac\xe2';
 const spanStrings = (): string[] =>
-  [...SPAN_SPECIALS].map((c) => Array.from({ length: 18 }, (_, k) => 'x'.repeat(k) + c).join(''));
+  [...SPAN_SPECIALS].map((c) => Array.from({ length: 18 }, (_, k) => 'x'.repeat(k) + c).join('') + 'z'.repeat(9));
 
 /** The body of Python's repr() of a bytes object, with `quote` (or none) as its quote. */
 function bytesReprBody(bytes: number[], quote: string): string {
@@ -125,7 +126,7 @@ function hostileScript(markerDir: string): string {
     'sys.audit("h.ints", 2**100, 2**53, 2**53 - 1, -(2**53), -(2**53 - 1), 0, -1, 2**63, -(2**63) - 1)',
     'sys.audit("h.bigints", 2**1024 - 1, 2**1024, -(2**1024))',
     'sys.audit("h.allbytes", bytes(range(256)))',
-    `sys.audit("h.spans", *["".join("x" * k + c for k in range(18)) for c in ${JSON.stringify(SPAN_SPECIALS)}])`,
+    `sys.audit("h.spans", *["".join("x" * k + c for k in range(18)) + "z" * 9 for c in ${JSON.stringify(SPAN_SPECIALS)}])`,
     'sys.audit("h.floats", float("nan"), float("inf"), float("-inf"), 1.5, -0.0, 1e300, 5e-324)',
     'sys.audit("h.consts", True, False, None)',
     'sys.audit("h.code", compile("1", "f.py", "eval"))',
