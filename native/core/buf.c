@@ -91,56 +91,97 @@ spy_buf_put_i64(struct spy_buf *b, int64_t v)
     }
 }
 
+/* What spy_buf_put_json_chars writes for a byte: 0 copies it, 'u' makes a
+ * \u00XX escape, 'E' is 0xE2, the first byte of U+2028 and U+2029 (JSON
+ * allows them raw, JavaScript source and some line splitters do not);
+ * anything else is the letter after the backslash. */
+#define JSON_U4 'u', 'u', 'u', 'u'
+static const unsigned char JSON_ESCAPE[256] = {
+    JSON_U4, JSON_U4, 'u', 't', 'n', 'u', 'u', 'r', 'u', 'u',
+    JSON_U4, JSON_U4, JSON_U4, JSON_U4,
+    ['"'] = '"', ['\\'] = '\\', [0xE2] = 'E',
+};
+#undef JSON_U4
+
+#define BYTES_01 0x0101010101010101ULL
+#define BYTES_80 0x8080808080808080ULL
+
+/* Nonzero when one of the 8 bytes in w is a JSON_ESCAPE one (and, past
+ * such a byte, perhaps for others: the caller looks byte by byte). */
+static inline uint64_t
+json_escape_in(uint64_t w)
+{
+    uint64_t quote = w ^ (BYTES_01 * '"');
+    uint64_t backslash = w ^ (BYTES_01 * '\\');
+    uint64_t e2 = w ^ (BYTES_01 * 0xE2);
+
+    return (((w - BYTES_01 * 0x20) & ~w)
+            | ((quote - BYTES_01) & ~quote)
+            | ((backslash - BYTES_01) & ~backslash)
+            | ((e2 - BYTES_01) & ~e2)) & BYTES_80;
+}
+
+/* The first i' >= i with s[i'] to escape (or n): 8 bytes a step. */
+static inline size_t
+json_safe_end(const char *s, size_t i, size_t n)
+{
+    uint64_t w;
+
+    while (n - i >= 8) {
+        memcpy(&w, s + i, 8);
+        if (json_escape_in(w)) {
+            break;
+        }
+        i += 8;
+    }
+    if (i < n && n - i < 8 && n >= 8) {
+        /* The last 8 bytes: those before i are clean or escaped. */
+        memcpy(&w, s + n - 8, 8);
+        if (!json_escape_in(w)) {
+            return n;
+        }
+    }
+    while (i < n && JSON_ESCAPE[(unsigned char)s[i]] == 0) {
+        i++;
+    }
+    return i;
+}
+
 /* Copies runs of safe bytes at once; escapes quotes, backslashes, control
- * characters, and U+2028/U+2029 (JSON allows them raw, JavaScript source
- * and some line splitters do not). */
+ * characters, and U+2028/U+2029. */
 void
 spy_buf_put_json_chars(struct spy_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
+    size_t run = 0, i = 0;
 
-    for (size_t i = 0; i < n; i++) {
+    while ((i = json_safe_end(s, i, n)) < n) {
         unsigned char c = (unsigned char)s[i];
-        const char *esc = NULL;
-        char u[6];
+        char e[6] = {'\\', (char)JSON_ESCAPE[c]};
+        size_t len = 2, skip = 1;
 
-        if (c >= 0x20 && c != '"' && c != '\\' && c != 0xE2) {
-            continue;
-        }
-        if (c == 0xE2) {
-            if (i + 2 < n && (unsigned char)s[i + 1] == 0x80
-                && ((unsigned char)s[i + 2] == 0xA8
-                    || (unsigned char)s[i + 2] == 0xA9)) {
-                spy_buf_put(b, s + run, i - run);
-                spy_buf_put(b, (unsigned char)s[i + 2] == 0xA8
-                               ? "\\u2028" : "\\u2029", 6);
-                i += 2;
-                run = i + 1;
+        if (e[1] == 'E') {
+            if (n - i < 3 || (unsigned char)s[i + 1] != 0x80
+                || ((unsigned char)s[i + 2] & 0xFE) != 0xA8) {
+                i++;
+                continue;
             }
-            continue;
+            memcpy(e + 1, (unsigned char)s[i + 2] == 0xA8 ? "u2028" : "u2029",
+                   5);
+            len = 6;
+            skip = 3;
+        }
+        else if (e[1] == 'u') {
+            e[2] = '0';
+            e[3] = '0';
+            e[4] = hex[c >> 4];
+            e[5] = hex[c & 15];
+            len = 6;
         }
         spy_buf_put(b, s + run, i - run);
-        switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        default:
-            u[0] = '\\';
-            u[1] = 'u';
-            u[2] = '0';
-            u[3] = '0';
-            u[4] = hex[c >> 4];
-            u[5] = hex[c & 15];
-            spy_buf_put(b, u, 6);
-            break;
-        }
-        if (esc != NULL) {
-            spy_buf_put(b, esc, 2);
-        }
-        run = i + 1;
+        spy_buf_put(b, e, len);
+        i += skip;
+        run = i;
     }
     spy_buf_put(b, s + run, n - run);
 }

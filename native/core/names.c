@@ -2,6 +2,7 @@
 
 static const char *const texts[SPY_NAME_COUNT] = {
     "threading", "_active", "_name", "co_filename", "co_name",
+    "co_firstlineno",
 };
 static PyObject *interned[SPY_NAME_COUNT];
 static int ready;

@@ -12,6 +12,7 @@ enum spy_name {
     SPY_NAME_NAME,
     SPY_NAME_CO_FILENAME,
     SPY_NAME_CO_NAME,
+    SPY_NAME_CO_FIRSTLINENO,
     SPY_NAME_COUNT,
 };
 

@@ -1,5 +1,7 @@
 #include "render.h"
 
+#include "names.h"
+
 #include <math.h>
 
 struct walk {
@@ -14,32 +16,30 @@ static const char HEX[] = "0123456789abcdef";
 
 static void render(struct walk *w, PyObject *o);
 
-static void
-put_utf8(struct spy_buf *b, uint32_t c)
+/* c as UTF-8 into u (room for 4); returns its length. */
+static size_t
+encode_utf8(char *u, uint32_t c)
 {
-    char u[4];
-
     if (c < 0x80) {
-        spy_buf_putc(b, (char)c);
+        u[0] = (char)c;
+        return 1;
     }
-    else if (c < 0x800) {
+    if (c < 0x800) {
         u[0] = (char)(0xC0 | (c >> 6));
         u[1] = (char)(0x80 | (c & 0x3F));
-        spy_buf_put(b, u, 2);
+        return 2;
     }
-    else if (c < 0x10000) {
+    if (c < 0x10000) {
         u[0] = (char)(0xE0 | (c >> 12));
         u[1] = (char)(0x80 | ((c >> 6) & 0x3F));
         u[2] = (char)(0x80 | (c & 0x3F));
-        spy_buf_put(b, u, 3);
+        return 3;
     }
-    else {
-        u[0] = (char)(0xF0 | (c >> 18));
-        u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (c & 0x3F));
-        spy_buf_put(b, u, 4);
-    }
+    u[0] = (char)(0xF0 | (c >> 18));
+    u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    u[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
 }
 
 static void
@@ -92,40 +92,56 @@ put_repr_chars(struct spy_buf *b, const char *s, size_t n, char quote)
     spy_buf_put(b, s + run, n - run);
 }
 
-/* One code point from the slow (surrogate-bearing) path. */
+/* UTF-8 text escaped for the style (quote: the repr quote in use). */
 static void
-put_code_point(struct spy_buf *b, uint32_t c, enum spy_style style,
-               char quote)
+put_text(struct spy_buf *b, const char *s, size_t n, enum spy_style style,
+         char quote)
 {
-    if (c >= 0xD800 && c <= 0xDFFF) {
-        put_hex_escape(b, 'u', c, 4);
-    }
-    else if (c < 0x80) {
-        char ch = (char)c;
-
-        if (style == SPY_STYLE_JSON) {
-            spy_buf_put_json_chars(b, &ch, 1);
-        }
-        else {
-            put_repr_chars(b, &ch, 1, quote);
-        }
-    }
-    else if (style == SPY_STYLE_JSON && (c == 0x2028 || c == 0x2029)) {
-        put_hex_escape(b, 'u', c, 4);
+    if (style == SPY_STYLE_JSON) {
+        spy_buf_put_json_chars(b, s, n);
     }
     else {
-        put_utf8(b, c);
+        put_repr_chars(b, s, n, quote);
     }
 }
 
-/* The characters of a str, escaped for the style; in the repr style with
- * `quoted`, inside the quotes repr() would choose.  Returns the string's
- * whole length, or -1 (error cleared) when it cannot be read. */
-static Py_ssize_t
-put_str(struct spy_buf *b, PyObject *s, Py_ssize_t max_chars,
-        enum spy_style style, int quoted)
+/* The slow path of a str with lone surrogates, which cannot be UTF-8:
+ * its code points, encoded here a chunk at a time between surrogates,
+ * each surrogate as a \udXXX escape. */
+static void
+put_code_points(struct spy_buf *b, const uint32_t *points, Py_ssize_t n,
+                enum spy_style style, char quote)
 {
-    Py_ssize_t total = spy_py.PyUnicode_GetLength(s);
+    char chunk[256];
+    size_t len = 0;
+
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t c = points[i];
+
+        if (c >= 0xD800 && c <= 0xDFFF) {
+            if (len > 0) {
+                put_text(b, chunk, len, style, quote);
+                len = 0;
+            }
+            put_hex_escape(b, 'u', c, 4);
+            continue;
+        }
+        if (len > sizeof(chunk) - 4) {
+            put_text(b, chunk, len, style, quote);
+            len = 0;
+        }
+        len += encode_utf8(chunk + len, c);
+    }
+    put_text(b, chunk, len, style, quote);
+}
+
+/* The characters of a str of `total` characters, escaped for the style;
+ * in the repr style with `quoted`, inside the quotes repr() would choose.
+ * Returns total, or -1 (error cleared) when it cannot be read. */
+static Py_ssize_t
+put_str(struct spy_buf *b, PyObject *s, Py_ssize_t total,
+        Py_ssize_t max_chars, enum spy_style style, int quoted)
+{
     PyObject *part = NULL;
     const char *utf8;
     Py_ssize_t size;
@@ -150,31 +166,24 @@ put_str(struct spy_buf *b, PyObject *s, Py_ssize_t max_chars,
     }
     utf8 = spy_py.PyUnicode_AsUTF8AndSize(s, &size);
     if (utf8 != NULL) {
-        if (style == SPY_STYLE_JSON) {
-            spy_buf_put_json_chars(b, utf8, (size_t)size);
+        quote = quoted && style == SPY_STYLE_REPR
+                ? repr_quote(utf8, (size_t)size) : 0;
+        if (quote) {
+            spy_buf_putc(b, quote);
         }
-        else {
-            quote = quoted ? repr_quote(utf8, (size_t)size) : 0;
-            if (quote) {
-                spy_buf_putc(b, quote);
-            }
-            put_repr_chars(b, utf8, (size_t)size, quote);
-        }
+        put_text(b, utf8, (size_t)size, style, quote);
     }
     else {
-        /* Lone surrogates cannot be UTF-8: copy code points instead. */
         uint32_t points[SPY_RENDER_STR_MAX];
-        Py_ssize_t n = spy_py.PyUnicode_GetLength(s);
+        Py_ssize_t n = total < max_chars ? total : max_chars;
 
         spy_py.PyErr_Clear();
         quote = quoted && style == SPY_STYLE_REPR ? '\'' : 0;
         if (quote) {
             spy_buf_putc(b, quote);
         }
-        if (n >= 0 && spy_py.PyUnicode_AsUCS4(s, points, n, 0) != NULL) {
-            for (Py_ssize_t i = 0; i < n; i++) {
-                put_code_point(b, points[i], style, quote);
-            }
+        if (spy_py.PyUnicode_AsUCS4(s, points, n, 0) != NULL) {
+            put_code_points(b, points, n, style, quote);
         }
         else {
             spy_py.PyErr_Clear();
@@ -193,7 +202,7 @@ Py_ssize_t
 spy_render_str_body(struct spy_buf *b, PyObject *s, Py_ssize_t max_chars,
                     enum spy_style style)
 {
-    return put_str(b, s, max_chars, style, 0);
+    return put_str(b, s, spy_py.PyUnicode_GetLength(s), max_chars, style, 0);
 }
 
 void
@@ -256,15 +265,14 @@ render_str(struct walk *w, PyObject *o, PyObject *type)
     struct spy_buf *b = w->b;
     int json = w->style == SPY_STYLE_JSON;
     size_t mark = b->len;
-    int truncated = spy_py.PyUnicode_GetLength(o) > SPY_RENDER_STR_MAX;
-    Py_ssize_t total;
+    Py_ssize_t total = spy_py.PyUnicode_GetLength(o);
+    int truncated = total > SPY_RENDER_STR_MAX;
 
     if (json) {
         spy_buf_put(b, truncated ? "{\"$str\":\"" : "\"",
                     truncated ? 9 : 1);
     }
-    total = put_str(b, o, SPY_RENDER_STR_MAX, w->style, 1);
-    if (total < 0) {
+    if (put_str(b, o, total, SPY_RENDER_STR_MAX, w->style, 1) < 0) {
         b->len = mark;
         render_opaque(w, type, "$type", NULL);
         return;
@@ -285,45 +293,56 @@ render_str(struct walk *w, PyObject *o, PyObject *type)
     }
 }
 
-/* The body of a bytes repr: printable ASCII as is, the rest escaped; in
- * JSON every backslash of it is escaped once more. */
+/* The longest escape of one byte: \\xHH, a repr escape in JSON. */
+#define BYTE_ESCAPE_MAX 5
+
+/* The body of a bytes repr of at most SPY_RENDER_BYTES_MAX bytes:
+ * printable ASCII as is, the rest escaped; in JSON every backslash of it
+ * is escaped once more, and `quote` is JSON's.  Built in a local array and
+ * put at once (as much of it as fits, like byte by byte). */
 static void
-put_bytes_body(struct spy_buf *b, const char *data, Py_ssize_t n, char quote,
-               int json)
+put_bytes_body(struct spy_buf *b, const unsigned char *data, size_t n,
+               char quote, int json)
 {
-    const char *bs = json ? "\\\\" : "\\";
-    size_t bslen = json ? 2 : 1;
+    char out[SPY_RENDER_BYTES_MAX * BYTE_ESCAPE_MAX];
+    size_t len = 0, room = b->cap - b->len;
 
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)data[i];
+    for (size_t i = 0; i < n && i < SPY_RENDER_BYTES_MAX; i++) {
+        unsigned char c = data[i];
 
-        if (c >= 0x20 && c < 0x7F && c != '\\'
-            && !(quote != 0 && c == (unsigned char)quote)
-            && !(json && c == '"')) {
-            spy_buf_putc(b, (char)c);
+        if (c - 0x20u < 0x5Fu && c != '\\' && c != (unsigned char)quote) {
+            out[len++] = (char)c;
             continue;
         }
-        if (json && c == '"') {
-            spy_buf_lit(b, "\\\"");
+        out[len++] = '\\';
+        if (c == (unsigned char)quote) {
+            out[len++] = (char)c;
             continue;
         }
-        spy_buf_put(b, bs, bslen);
+        if (json) {
+            out[len++] = '\\';
+        }
         switch (c) {
-        case '\\': spy_buf_put(b, bs, bslen); break;
-        case '\n': spy_buf_putc(b, 'n'); break;
-        case '\r': spy_buf_putc(b, 'r'); break;
-        case '\t': spy_buf_putc(b, 't'); break;
+        case '\\':
+            memcpy(out + len, "\\\\", 2);
+            len += json ? 2 : 1;
+            break;
+        case '\n': out[len++] = 'n'; break;
+        case '\r': out[len++] = 'r'; break;
+        case '\t': out[len++] = 't'; break;
         default:
-            if (quote != 0 && c == (unsigned char)quote) {
-                spy_buf_putc(b, (char)c);
-                break;
-            }
-            spy_buf_putc(b, 'x');
-            spy_buf_putc(b, HEX[c >> 4]);
-            spy_buf_putc(b, HEX[c & 15]);
+            out[len++] = 'x';
+            out[len++] = HEX[c >> 4];
+            out[len++] = HEX[c & 15];
             break;
         }
     }
+    if (len > room) {
+        len = room;
+        b->full = 1;
+    }
+    memcpy(b->data + b->len, out, len);
+    b->len += len;
 }
 
 static void
@@ -335,7 +354,7 @@ render_bytes(struct walk *w, const char *data, Py_ssize_t n, int bytearray)
 
     if (w->style == SPY_STYLE_JSON) {
         spy_buf_lit(b, "{\"$bytes\":\"");
-        put_bytes_body(b, data, shown, 0, 1);
+        put_bytes_body(b, (const unsigned char *)data, (size_t)shown, '"', 1);
         spy_buf_lit(b, "\",\"len\":");
         spy_buf_put_u64(b, (uint64_t)n);
         spy_buf_putc(b, '}');
@@ -348,7 +367,7 @@ render_bytes(struct walk *w, const char *data, Py_ssize_t n, int bytearray)
     }
     spy_buf_putc(b, 'b');
     spy_buf_putc(b, quote);
-    put_bytes_body(b, data, shown, quote, 0);
+    put_bytes_body(b, (const unsigned char *)data, (size_t)shown, quote, 0);
     spy_buf_putc(b, quote);
     if (bytearray) {
         spy_buf_putc(b, ')');
@@ -358,15 +377,10 @@ render_bytes(struct walk *w, const char *data, Py_ssize_t n, int bytearray)
     }
 }
 
+/* {"$int":null,"bits":N}: an int too long to show in decimal. */
 static void
-render_bits(struct walk *w, PyObject *o)
+render_bits(struct walk *w, size_t bits)
 {
-    size_t bits = spy_py._PyLong_NumBits != NULL
-                  ? spy_py._PyLong_NumBits(o) : (size_t)-1;
-
-    if (bits == (size_t)-1) {
-        spy_py.PyErr_Clear();
-    }
     if (w->style == SPY_STYLE_JSON) {
         spy_buf_lit(w->b, "{\"$int\":null,\"bits\":");
         if (bits == (size_t)-1) {
@@ -382,6 +396,19 @@ render_bits(struct walk *w, PyObject *o)
         spy_buf_put_u64(w->b, bits);
         spy_buf_lit(w->b, " bits>");
     }
+}
+
+/* The bits of an int past long long, (size_t)-1 when unknown. */
+static size_t
+int_bits(PyObject *o)
+{
+    size_t bits = spy_py._PyLong_NumBits != NULL
+                  ? spy_py._PyLong_NumBits(o) : (size_t)-1;
+
+    if (bits == (size_t)-1) {
+        spy_py.PyErr_Clear();
+    }
+    return bits;
 }
 
 /* str(o) for an int, without the user code a subclass's __str__ would
@@ -431,18 +458,22 @@ render_int(struct walk *w, PyObject *o, PyObject *type)
         }
         return;
     }
-    PyObject *digits = decimal_digits(o, type);
+    /* Decimal conversion takes time quadratic in the digits: only up to
+     * SPY_RENDER_INT_BITS_MAX. */
+    size_t bits = int_bits(o);
+    PyObject *digits = bits == (size_t)-1 || bits <= SPY_RENDER_INT_BITS_MAX
+                       ? decimal_digits(o, type) : NULL;
     const char *text;
     Py_ssize_t n;
 
     if (digits == NULL
         || (text = spy_py.PyUnicode_AsUTF8AndSize(digits, &n)) == NULL) {
-        /* Past sys.get_int_max_str_digits(). */
+        /* Too long, or past sys.get_int_max_str_digits(). */
         spy_py.PyErr_Clear();
         if (digits != NULL) {
             spy_py.Py_DecRef(digits);
         }
-        render_bits(w, o);
+        render_bits(w, bits);
         return;
     }
     if (json) {
@@ -494,28 +525,39 @@ render_float(struct walk *w, PyObject *o, PyObject *type)
     spy_py.PyMem_Free(text);
 }
 
+/* The marker that ends a container cut after `index` of `count` items. */
+static void
+put_more(struct walk *w, Py_ssize_t index, Py_ssize_t count)
+{
+    if (w->style == SPY_STYLE_JSON) {
+        spy_buf_lit(w->b, "{\"$more\":");
+        spy_buf_put_u64(w->b, (uint64_t)(count - index));
+        spy_buf_putc(w->b, '}');
+    }
+    else {
+        spy_buf_lit(w->b, "...");
+    }
+}
+
 /* Separator and "more" marker between container items; returns 0 when
- * the item should be rendered, -1 when the container is cut here. */
-static int
+ * the item should be rendered, -1 when the container is cut here.
+ * Inline: it runs for every item. */
+static inline int
 begin_item(struct walk *w, Py_ssize_t index, Py_ssize_t count)
 {
-    int json = w->style == SPY_STYLE_JSON;
-
     if (index > 0) {
-        spy_buf_put(w->b, json ? "," : ", ", json ? 1 : 2);
-    }
-    if (index >= SPY_RENDER_ITEMS_MAX || w->b->len > w->budget) {
-        if (json) {
-            spy_buf_lit(w->b, "{\"$more\":");
-            spy_buf_put_u64(w->b, (uint64_t)(count - index));
-            spy_buf_putc(w->b, '}');
+        if (w->style == SPY_STYLE_JSON) {
+            spy_buf_putc(w->b, ',');
         }
         else {
-            spy_buf_lit(w->b, "...");
+            spy_buf_lit(w->b, ", ");
         }
-        return -1;
     }
-    return 0;
+    if (index < SPY_RENDER_ITEMS_MAX && w->b->len <= w->budget) {
+        return 0;
+    }
+    put_more(w, index, count);
+    return -1;
 }
 
 static void
@@ -585,9 +627,9 @@ static void
 render_code(struct walk *w, PyObject *o)
 {
     int json = w->style == SPY_STYLE_JSON;
-    PyObject *name = spy_py.PyObject_GetAttrString(o, "co_name");
-    PyObject *file = spy_py.PyObject_GetAttrString(o, "co_filename");
-    PyObject *first = spy_py.PyObject_GetAttrString(o, "co_firstlineno");
+    PyObject *name = spy_get_attr(o, SPY_NAME_CO_NAME);
+    PyObject *file = spy_get_attr(o, SPY_NAME_CO_FILENAME);
+    PyObject *first = spy_get_attr(o, SPY_NAME_CO_FIRSTLINENO);
     int overflow;
     long long line = first != NULL
         ? spy_py.PyLong_AsLongLongAndOverflow(first, &overflow) : -1;

@@ -20,6 +20,8 @@ enum spy_style {
 #define SPY_RENDER_BYTES_MAX 256
 #define SPY_RENDER_ITEMS_MAX 32
 #define SPY_RENDER_DEPTH_MAX 4
+/* Longer ints show their size in bits, not their decimal digits. */
+#define SPY_RENDER_INT_BITS_MAX 1024
 
 /* Renders the event's argument tuple (NULL renders as empty) as a JSON
  * array or a Python tuple.  Stops adding items once b->len passes

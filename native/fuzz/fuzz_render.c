@@ -1043,9 +1043,10 @@ plain(PyObject *o, int level, long *room)
         *room -= (long)n * 4 + 14;
     }
     else if (type == spy_py.LongType) {
+        /* Longer ones show their size in bits. */
         ok = spy_py._PyLong_NumBits == NULL
-             || spy_py._PyLong_NumBits(o) < 10000;
-        *room -= 3100;
+             || spy_py._PyLong_NumBits(o) <= SPY_RENDER_INT_BITS_MAX;
+        *room -= 320;
     }
     else if (type == spy_py.FloatType) {
         ok = 1;

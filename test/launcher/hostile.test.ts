@@ -26,6 +26,26 @@ const NOT_BUILT = launcherBuilt() ? {} : { skip: 'launcher not built (npm run bu
 const MB = 1024 * 1024;
 const RECORD_LIMIT = 64 * 1024;
 
+/** Characters the JSON escaper looks for (and near misses), each put at every offset of its 8-byte
+ * scan, then a clean tail longer than a word. */
+const SPAN_SPECIALS = '"\\\n\x01\x1f\x7f\u2028\u2029\u2027\u20ac\xe2';
+const spanStrings = (): string[] =>
+  [...SPAN_SPECIALS].map((c) => Array.from({ length: 18 }, (_, k) => 'x'.repeat(k) + c).join('') + 'z'.repeat(9));
+
+/** The body of Python's repr() of a bytes object, with `quote` (or none) as its quote. */
+function bytesReprBody(bytes: number[], quote: string): string {
+  const named: Record<number, string> = { 0x5c: '\\\\', 0x09: '\\t', 0x0a: '\\n', 0x0d: '\\r' };
+  return bytes
+    .map((c) => {
+      if (named[c]) return named[c];
+      if (quote !== '' && c === quote.charCodeAt(0)) return '\\' + quote;
+      if (c >= 0x20 && c < 0x7f) return String.fromCharCode(c);
+      return '\\x' + c.toString(16).padStart(2, '0');
+    })
+    .join('');
+}
+const ALL_BYTES = Array.from({ length: 256 }, (_, i) => i);
+
 /** The hostile script: one `h.<case>` event per case, markers written by any user code that runs. */
 function hostileScript(markerDir: string): string {
   return [
@@ -104,6 +124,9 @@ function hostileScript(markerDir: string): string {
     'del huge',
     'sys.audit("h.strings", "\\ud800", "a\\x00b", "c\\u2028d\\u2029e", "mixed\\ud800\\x00\\u2028\\U0001F600\\udfff!", "\\ud83d\\ude00", "quote\\"back\\\\slash\\nnl\\ttab\\x7f\\x1f")',
     'sys.audit("h.ints", 2**100, 2**53, 2**53 - 1, -(2**53), -(2**53 - 1), 0, -1, 2**63, -(2**63) - 1)',
+    'sys.audit("h.bigints", 2**1024 - 1, 2**1024, -(2**1024))',
+    'sys.audit("h.allbytes", bytes(range(256)))',
+    `sys.audit("h.spans", *["".join("x" * k + c for k in range(18)) + "z" * 9 for c in ${JSON.stringify(SPAN_SPECIALS)}])`,
     'sys.audit("h.floats", float("nan"), float("inf"), float("-inf"), 1.5, -0.0, 1e300, 5e-324)',
     'sys.audit("h.consts", True, False, None)',
     'sys.audit("h.code", compile("1", "f.py", "eval"))',
@@ -276,6 +299,27 @@ for (const target of channelTargets()) {
       ]);
     });
 
+    test('integers past 1,024 bits: their size, not their digits (decimal conversion is quadratic)', () => {
+      assert.deepEqual(args('h.bigints'), [
+        { $int: (2n ** 1024n - 1n).toString() },
+        { $int: null, bits: 1025 },
+        { $int: null, bits: 1025 },
+      ]);
+    });
+
+    test('every byte value: {"$bytes"} holds the repr() body, quotes unescaped', () => {
+      assert.deepEqual(args('h.allbytes'), [{ $bytes: bytesReprBody(ALL_BYTES, ''), len: 256 }]);
+    });
+
+    test('escapes at every offset of the 8-byte scan: JSON.parse gives back the strings', () => {
+      const { rec, line } = get('h.spans');
+      const text = line.toString('utf8');
+      assert.ok(!text.includes('\u2028') && !text.includes('\u2029'), 'raw U+2028/U+2029 in the line');
+      assert.ok(!/[\x00-\x1f]/.test(text), 'raw control characters in the line');
+      assert.ok(text.includes('x\\u0001xx\\u0001'), 'control characters as \\u00XX');
+      assert.deepEqual(rec.args, spanStrings());
+    });
+
     test('floats: nan/inf/-inf tagged, others plain numbers', () => {
       const a = args('h.floats');
       assert.deepEqual(a.slice(0, 3), [{ $float: 'nan' }, { $float: 'inf' }, { $float: '-inf' }]);
@@ -381,6 +425,12 @@ for (const target of channelTargets()) {
       assert.ok(lines.includes("h.consts: (True, False, None)"), 'h.consts line');
       assert.ok(lines.includes("h.end: ('done',)"), 'h.end line');
       assert.ok(lines.includes("h.evil: (<Hostile>, 1)"), 'h.evil line');
+    });
+
+    test("bytes and big ints as repr() shows them, a big int's size in bits", () => {
+      const lines = r.stderrText.split('\n');
+      assert.ok(lines.includes(`h.allbytes: (b'${bytesReprBody(ALL_BYTES, "'")}',)`), 'h.allbytes line');
+      assert.ok(lines.includes(`h.bigints: (${2n ** 1024n - 1n}, <int of 1025 bits>, <int of 1025 bits>)`), 'h.bigints line');
     });
 
     test('self-containing containers are shown as repr() shows them: [...] and {...}', () => {
