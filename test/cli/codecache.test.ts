@@ -53,6 +53,16 @@ function header(file: string): { kinds: string[]; length: number; size: number }
   return JSON.parse(bytes.toString('utf8', 0, bytes.indexOf(10))) as { kinds: string[]; length: number; size: number };
 }
 
+/** A bundle in a fresh folder, run once through the starter so its cache exists; the cache's bytes. */
+async function cachedBundle(): Promise<{ dir: string; file: string; cacheDir: string; cached: string; good: Buffer }> {
+  const dir = tempDir('spython-codecache-');
+  const file = bundle(dir);
+  const cacheDir = path.join(dir, 'cache');
+  const cached = cacheFile(cacheDir, file);
+  await runThrough(file, 'run', cacheDir);
+  return { dir, file, cacheDir, cached, good: fs.readFileSync(cached) };
+}
+
 describe('code cache', { concurrency: 4 }, () => {
   test('a bundle runs as a CommonJS module: __filename, __dirname, this, module, require', async () => {
     const dir = tempDir('spython-codecache-');
@@ -123,12 +133,7 @@ describe('code cache', { concurrency: 4 }, () => {
   });
 
   test('a damaged cache is not taken: the run goes on and the cache is made again', async () => {
-    const dir = tempDir('spython-codecache-');
-    const file = bundle(dir);
-    const cacheDir = path.join(dir, 'cache');
-    const cached = cacheFile(cacheDir, file);
-    await runThrough(file, 'run', cacheDir);
-    const good = fs.readFileSync(cached);
+    const { file, cacheDir, cached, good } = await cachedBundle();
     const newline = good.indexOf(10);
 
     // Cut short: the header's length no longer matches.
@@ -150,12 +155,7 @@ describe('code cache', { concurrency: 4 }, () => {
   });
 
   test("a cache others could have written is not taken (V8 would run its bytecode): it is replaced by the user's own", async () => {
-    const dir = tempDir('spython-codecache-');
-    const file = bundle(dir);
-    const cacheDir = path.join(dir, 'cache');
-    const cached = cacheFile(cacheDir, file);
-    await runThrough(file, 'run', cacheDir);
-    const good = fs.readFileSync(cached);
+    const { dir, file, cacheDir, cached, good } = await cachedBundle();
 
     fs.chmodSync(cached, 0o664);
     assert.equal((await runThrough(file, 'run', cacheDir)).status, 'untrusted');
