@@ -242,7 +242,7 @@ describe('the extension in VS Code (code-server)', { timeout: 60 * 60_000 }, () 
       await wb.runCommand('SPython: Stamp Trusted Hashes…');
       await wb.quickPickRow('workspace').waitFor({ state: 'visible' });
       await session.page.keyboard.press('Enter');
-      await session.page.locator('.notification-toast', { hasText: /Stamped \d+ code files?:/ }).first().waitFor({ state: 'visible', timeout: 90_000 });
+      await wb.waitForNotification(/Stamped \d+ code files?:/);
       await wb.runCommand('SPython: Verify Imports…');
       await wb.quickPickRow('workspace').waitFor({ state: 'visible' });
       await session.page.keyboard.press('Enter');

@@ -210,6 +210,21 @@ export class Workbench {
   async clearNotifications(): Promise<void> {
     await this.runCommand('Notifications: Clear All Notifications');
   }
+
+  /**
+   * Waits for a notification whose text matches: as a toast or, since a toast can come and go while a
+   * loaded machine keeps the page busy, in the notifications centre, opened for the purpose.
+   */
+  async waitForNotification(pattern: RegExp, timeoutMs = 90_000): Promise<void> {
+    try {
+      await this.page.locator('.notification-toast', { hasText: pattern }).first().waitFor({ state: 'visible', timeout: 20_000 });
+    } catch {
+      await this.runCommand('Notifications: Show Notifications');
+      await this.page.locator('.notifications-center .notification-list-item', { hasText: pattern }).first()
+        .waitFor({ state: 'visible', timeout: timeoutMs });
+      await this.runCommand('Notifications: Hide Notifications');
+    }
+  }
 }
 
 function escapeRegExp(text: string): string {
