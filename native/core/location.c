@@ -24,7 +24,7 @@ struct code_entry {
     PyObject *code;             /* identity only */
     PyObject *weak;
     /* "file":"<co_filename>","line": and ,"func":"<co_name>" as JSON
-     * text, so a record's location is three copies. */
+     * text: the pieces a site text is made of. */
     char *site;
     size_t site_len;
     char *func;
@@ -120,6 +120,7 @@ static struct code_entry *
 cached_code(PyObject *code)
 {
     static const char site_start[] = "\"file\":\"";
+    static const char site_end[] = "\",\"line\":";
     struct code_entry *e;
 
     if (!cache_enabled || !spy_names_ready()) {
@@ -132,7 +133,7 @@ cached_code(PyObject *code)
     clear_entry(e);
     e->weak = spy_py.PyWeakref_NewRef(code, NULL);
     e->site = json_attribute(code, SPY_NAME_CO_FILENAME, SPY_RENDER_STR_MAX,
-                             site_start, "\",\"line\":", &e->site_len);
+                             site_start, site_end, &e->site_len);
     e->func = json_attribute(code, SPY_NAME_CO_NAME, 200, ",\"func\":\"",
                              "\"", &e->func_len);
     if (e->weak == NULL || e->site == NULL || e->func == NULL) {
@@ -142,7 +143,7 @@ cached_code(PyObject *code)
     }
     e->file = e->site + sizeof(site_start) - 1;
     e->file_len = e->site_len - (sizeof(site_start) - 1)
-                  - (sizeof("\",\"line\":") - 1);
+                  - (sizeof(site_end) - 1);
     e->code = code;
     for (int i = 0; i < LINES_PER_CODE; i++) {
         e->lasti[i] = -1;
@@ -240,6 +241,16 @@ is_library(struct code_entry *e)
     return e->library;
 }
 
+/* "file":…,"line":N,"func":… of the frame, from the entry's pieces. */
+static void
+put_site_parts(struct spy_buf *b, const struct code_entry *e,
+               PyObject *frame)
+{
+    spy_buf_put(b, e->site, e->site_len);
+    spy_buf_put_i64(b, spy_py.PyFrame_GetLineNumber(frame));
+    spy_buf_put(b, e->func, e->func_len);
+}
+
 /* ,"file":…,"line":N,"func":… of a cached frame, after `start`.
  * PyFrame_GetLineNumber scans the line table: an instruction offset seen
  * before needs no scan and no formatting (3.11+, where the offset can be
@@ -254,9 +265,7 @@ put_cached_site(struct spy_buf *b, const char *start, size_t start_len,
 
     spy_buf_put(b, start, start_len);
     if (e->sites == NULL) {
-        spy_buf_put(b, e->site, e->site_len);
-        spy_buf_put_i64(b, spy_py.PyFrame_GetLineNumber(frame));
-        spy_buf_put(b, e->func, e->func_len);
+        put_site_parts(b, e, frame);
         return;
     }
     lasti = spy_py.PyFrame_GetLasti(frame);
@@ -270,9 +279,7 @@ put_cached_site(struct spy_buf *b, const char *start, size_t start_len,
     e->next_line = (slot + 1) % LINES_PER_CODE;
     text = (struct spy_buf){e->sites + slot * e->site_stride, 0,
                             e->site_stride, 0};
-    spy_buf_put(&text, e->site, e->site_len);
-    spy_buf_put_i64(&text, spy_py.PyFrame_GetLineNumber(frame));
-    spy_buf_put(&text, e->func, e->func_len);
+    put_site_parts(&text, e, frame);
     e->lasti[slot] = lasti;
     e->sites_len[slot] = text.len;
     spy_buf_put(b, text.data, text.len);
