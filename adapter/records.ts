@@ -202,11 +202,7 @@ export class RecordReader {
    * carries one process (a forked child opens its own), so its pid and ppid never change.
    */
   private sameThread(chunk: Buffer, at: number): boolean {
-    const known = this.identityBytes;
-    for (let i = this.threadOffset; i < known.length; i++) {
-      if (chunk[at + i] !== known[i]) return false;
-    }
-    return true;
+    return this.threadPattern.isAt(this.view.of(chunk), at + this.threadOffset);
   }
 
   /** Parses a new identity starting at `at`; returns where it ends. */
