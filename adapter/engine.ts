@@ -723,8 +723,7 @@ export class Engine extends EventEmitter {
     // Counted records first: the counts stay in the order the records came in.
     if (launcherProcess.counted.length > 0) this.reportCounted(launcherProcess);
     const name = tally.name;
-    this.recordCount++;
-    this.eventCounts.set(name, (this.eventCounts.get(name) ?? 0) + 1);
+    this.countRecords(name, 1);
     let record: ReceivedRecord;
     try {
       record = launcherProcess.reader.read(name, chunk, start, end);
@@ -757,14 +756,18 @@ export class Engine extends EventEmitter {
     if (launcherProcess.counted.length > 0) this.reportCounted(launcherProcess);
   }
 
+  private countRecords(name: string, count: number): void {
+    this.recordCount += count;
+    this.eventCounts.set(name, (this.eventCounts.get(name) ?? 0) + count);
+  }
+
   /** The records counted since the last report, by name in the order of each name's first one. */
   private reportCounted(launcherProcess: LauncherProcess): void {
     const { pid, ppid } = launcherProcess;
     for (const tally of launcherProcess.counted) {
       const count = tally.count;
       tally.count = 0;
-      this.recordCount += count;
-      this.eventCounts.set(tally.name, (this.eventCounts.get(tally.name) ?? 0) + count);
+      this.countRecords(tally.name, count);
       // Not read, though shown by name: flood control would have held them back.
       if (tally.shown) this.flood.holdBack(tally.name, count);
       this.emit('recordsCounted', { pid, ppid, name: tally.name, count } satisfies CountedRecords);
