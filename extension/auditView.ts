@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { AuditModel, EventGroup, exportRunLog, ExportFormat, groupLabel, MAX_OCCURRENCES, Occurrence } from './auditModel';
 import { SourceSite } from '../adapter/records';
+import { thousands } from '../adapter/thousands';
 import { SessionManager, TrackedSession } from './sessions';
 import { statusText } from './present';
 
@@ -32,7 +33,6 @@ type Node =
   | { kind: 'occurrence'; occurrence: Occurrence; group: EventGroup }
   | { kind: 'more'; group: EventGroup; hidden: number };
 
-const n = (value: number) => value.toLocaleString('en-US');
 
 export class AuditEventsView implements vscode.TreeDataProvider<Node> {
   private readonly emitter = new vscode.EventEmitter<Node | undefined>();
@@ -99,10 +99,10 @@ export class AuditEventsView implements vscode.TreeDataProvider<Node> {
       case 'group': {
         const item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.Expanded);
         item.id = `group:${node.id}`;
-        item.description = n(node.count);
+        item.description = thousands(node.count);
         item.iconPath = new vscode.ThemeIcon(GROUP_ICONS[node.id] ?? 'symbol-event');
         item.contextValue = 'group';
-        item.tooltip = `${node.label}: ${n(node.count)} ${node.count === 1 ? 'event' : 'events'}`;
+        item.tooltip = `${node.label}: ${thousands(node.count)} ${node.count === 1 ? 'event' : 'events'}`;
         return item;
       }
       case 'event': {
@@ -110,12 +110,12 @@ export class AuditEventsView implements vscode.TreeDataProvider<Node> {
         const count = g.countFor(this.showHidden);
         const item = new vscode.TreeItem(g.event, vscode.TreeItemCollapsibleState.Collapsed);
         item.id = `event:${g.group}:${g.event}`;
-        item.description = `(${n(count)})`;
+        item.description = `(${thousands(count)})`;
         item.contextValue = 'event';
         const hidden = g.count - g.visibleCount;
         item.tooltip = new vscode.MarkdownString(
-          `**${g.event}** in ${groupLabel(g.group)}: ${n(count)} ${count === 1 ? 'occurrence' : 'occurrences'}` +
-            (hidden > 0 && !this.showHidden ? `, and ${n(hidden)} hidden (noisy machinery or the import system)` : ''),
+          `**${g.event}** in ${groupLabel(g.group)}: ${thousands(count)} ${count === 1 ? 'occurrence' : 'occurrences'}` +
+            (hidden > 0 && !this.showHidden ? `, and ${thousands(hidden)} hidden (noisy machinery or the import system)` : ''),
         );
         return item;
       }
@@ -144,7 +144,7 @@ export class AuditEventsView implements vscode.TreeDataProvider<Node> {
       }
       case 'more': {
         const item = new vscode.TreeItem(
-          `… ${n(node.hidden)} earlier (the latest ${MAX_OCCURRENCES} are listed; Export has all)`,
+          `… ${thousands(node.hidden)} earlier (the latest ${MAX_OCCURRENCES} are listed; Export has all)`,
           vscode.TreeItemCollapsibleState.None,
         );
         item.id = `more:${node.group.group}:${node.group.event}`;
@@ -210,7 +210,7 @@ export class AuditEventsView implements vscode.TreeDataProvider<Node> {
     this.status.text = statusText(counts);
     const top = current.model
       .topEvents(5)
-      .map(([name, count]) => `${name} ${n(count)}`)
+      .map(([name, count]) => `${name} ${thousands(count)}`)
       .join(', ');
     this.status.tooltip = `SPython Debug: ${current.session.name}${top ? `\nMost frequent: ${top}` : ''}\nClick to show the Audit Events view.`;
     this.status.backgroundColor = counts.denied > 0 || counts.verificationFailures > 0 ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
@@ -307,7 +307,7 @@ export class AuditEventsView implements vscode.TreeDataProvider<Node> {
         },
       );
       const open = await vscode.window.showInformationMessage(
-        `Exported ${n(count)} audit ${count === 1 ? 'event' : 'events'} to ${target.fsPath}.`,
+        `Exported ${thousands(count)} audit ${count === 1 ? 'event' : 'events'} to ${target.fsPath}.`,
         'Open',
       );
       if (open) await vscode.commands.executeCommand('vscode.open', target);

@@ -2,6 +2,7 @@
 // status bar's text, the catalogue's quick pick entries.
 
 import { AUDIT_EVENTS, AuditEventInfo } from '../adapter/catalog';
+import { thousands } from '../adapter/thousands';
 
 /** `('93.184.216.34', 443)` → `93.184.216.34:443`; `('::1', 443, 0, 0)` → `[::1]:443`; else unchanged. */
 export function prettyTarget(target: string): string {
@@ -37,7 +38,6 @@ export function promptAnswer(choice: string | undefined): PromptAnswer {
   return 'deny';
 }
 
-const n = (value: number) => value.toLocaleString('en-US');
 
 export interface StatusCounts {
   records: number;
@@ -47,9 +47,9 @@ export interface StatusCounts {
 
 /** `$(shield) 1,234 events  $(circle-slash) 2 denied  $(warning) 1 verification failure` */
 export function statusText(c: StatusCounts): string {
-  const parts = [`$(shield) ${n(c.records)} ${c.records === 1 ? 'event' : 'events'}`];
-  parts.push(`$(circle-slash) ${n(c.denied)} denied`);
-  parts.push(`$(warning) ${n(c.verificationFailures)} ${c.verificationFailures === 1 ? 'verification failure' : 'verification failures'}`);
+  const parts = [`$(shield) ${thousands(c.records)} ${c.records === 1 ? 'event' : 'events'}`];
+  parts.push(`$(circle-slash) ${thousands(c.denied)} denied`);
+  parts.push(`$(warning) ${thousands(c.verificationFailures)} ${c.verificationFailures === 1 ? 'verification failure' : 'verification failures'}`);
   return parts.join('  ');
 }
 

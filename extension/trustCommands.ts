@@ -6,11 +6,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { stamp, StampPhase, verify, VerifyFailure } from '../adapter/trust';
+import { thousands } from '../adapter/thousands';
 import { chooseInterpreter, DEBUG_TYPE } from './configuration';
 import { InterpreterFacts, libraryFolders, probeInterpreter } from './python';
 
-const n = (value: number) => value.toLocaleString('en-US');
-const codeFiles = (count: number) => `${n(count)} code ${count === 1 ? 'file' : 'files'}`;
+const codeFiles = (count: number) => `${thousands(count)} code ${count === 1 ? 'file' : 'files'}`;
 
 interface TrustSettings {
   xattrName?: string;
@@ -127,7 +127,7 @@ async function stampCommand(output: vscode.OutputChannel): Promise<void> {
               reported = 0;
             }
             const pct = total > 0 ? (done / total) * 100 : 100;
-            progress.report({ message: `${PHASE_WORDS[phase]} ${n(done)} of ${n(total)} files`, increment: phase === 'stamp' ? pct - reported : undefined });
+            progress.report({ message: `${PHASE_WORDS[phase]} ${thousands(done)} of ${thousands(total)} files`, increment: phase === 'stamp' ? pct - reported : undefined });
             reported = pct;
           },
         });
@@ -137,9 +137,9 @@ async function stampCommand(output: vscode.OutputChannel): Promise<void> {
     for (const f of report.failed) output.appendLine(`  failed: ${f.path}: ${f.error}`);
     for (const f of report.compileFailed) output.appendLine(`  could not compile: ${f}`);
     const summary =
-      `Stamped ${codeFiles(report.entries.length)}: ${n(report.written)} written, ${n(report.current)} already current` +
-      (report.recompiled.length ? `, ${n(report.recompiled.length)} recompiled` : '') +
-      (report.failed.length ? `, ${n(report.failed.length)} failed` : '') +
+      `Stamped ${codeFiles(report.entries.length)}: ${thousands(report.written)} written, ${thousands(report.current)} already current` +
+      (report.recompiled.length ? `, ${thousands(report.recompiled.length)} recompiled` : '') +
+      (report.failed.length ? `, ${thousands(report.failed.length)} failed` : '') +
       '.';
     if (report.failed.length || report.compileFailed.length) {
       const choice = await vscode.window.showWarningMessage(summary, 'Show Details');
@@ -194,7 +194,7 @@ async function verifyCommand(diagnostics: vscode.DiagnosticCollection): Promise<
           signal: abort.signal,
           onProgress: (done, total) => {
             const pct = total > 0 ? (done / total) * 100 : 100;
-            progress.report({ message: `${n(done)} of ${n(total)} files`, increment: pct - reported });
+            progress.report({ message: `${thousands(done)} of ${thousands(total)} files`, increment: pct - reported });
             reported = pct;
           },
         });
@@ -209,9 +209,9 @@ async function verifyCommand(diagnostics: vscode.DiagnosticCollection): Promise<
     }
     diagnostics.set([...byFile].map(([file, list]) => [vscode.Uri.file(file), list]));
     const summary =
-      `Verified ${codeFiles(report.checked)} (${report.mode}): ${n(report.ok)} pass` +
-      (report.exempt ? `, ${n(report.exempt)} exempt` : '') +
-      (report.failures.length ? `, ${n(report.failures.length)} would be refused.` : '.');
+      `Verified ${codeFiles(report.checked)} (${report.mode}): ${thousands(report.ok)} pass` +
+      (report.exempt ? `, ${thousands(report.exempt)} exempt` : '') +
+      (report.failures.length ? `, ${thousands(report.failures.length)} would be refused.` : '.');
     if (report.failures.length) {
       const choice = await vscode.window.showWarningMessage(summary, 'Show Problems', 'Stamp Trusted Hashes…');
       if (choice === 'Show Problems') await vscode.commands.executeCommand('workbench.actions.view.problems');
