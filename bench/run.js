@@ -129,18 +129,21 @@ function contenders(python, target, { prepare, cleanup, only } = {}) {
     },
     { name: 'strace', argv: (log) => ['strace', '-f', '-qq', '-e', 'trace=file,network', '-o', log, python, ...target] },
   ].filter((c) => (only ? only.includes(c.name) : true) && (c.name !== 'strace' || hasStrace));
-  return list.map((c) => {
-    const log = freshLog();
-    return {
-      name: c.name,
-      before: async () => prepare?.(),
-      run: () => timeProcess(c.argv(log), { cwd: WORK }),
-      after: async () => {
-        fs.rmSync(log, { force: true });
-        await cleanup?.();
-      },
-    };
-  });
+  return list.map((c) => contender(c.name, c.argv, { prepare, cleanup }));
+}
+
+/** A contender running `argv(log)` in the work directory, with a fresh log it removes afterwards. */
+function contender(name, argv, { prepare, cleanup } = {}) {
+  const log = freshLog();
+  return {
+    name,
+    before: async () => prepare?.(),
+    run: () => timeProcess(argv(log), { cwd: WORK }),
+    after: async () => {
+      fs.rmSync(log, { force: true });
+      await cleanup?.();
+    },
+  };
 }
 
 /**
@@ -164,15 +167,8 @@ function floorContenders(python, target) {
   const records = fs.readFileSync(sample, 'latin1').split('\n').filter((l) => l.includes('"bench.storm"'));
   fs.rmSync(sample, { force: true });
   const recordBytes = Math.round(records.reduce((n, l) => n + l.length + 1, 0) / records.length);
-  return [['floor-base', -1], ['floor-empty', 0], ['floor-line', 1]].map(([name, mode]) => {
-    const log = freshLog();
-    return {
-      name,
-      before: async () => {},
-      run: () => timeProcess([python, path.join(WORKLOADS, 'floorhook.py'), lib, String(mode), log, String(recordBytes), '--', ...target], { cwd: WORK }),
-      after: async () => fs.rmSync(log, { force: true }),
-    };
-  });
+  return [['floor-base', -1], ['floor-empty', 0], ['floor-line', 1]].map(([name, mode]) =>
+    contender(name, (log) => [python, path.join(WORKLOADS, 'floorhook.py'), lib, String(mode), log, String(recordBytes), '--', ...target]));
 }
 
 // ---- sections --------------------------------------------------------------------------------------
