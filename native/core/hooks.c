@@ -425,7 +425,9 @@ audit_hook(const char *event, PyObject *args, void *unused)
     }
     tamper = spy_guard_tamper_check();
     unaudited = spy_children_unaudited(event, args);
-    spy_py.PyErr_Clear();
+    if (spy_py.PyErr_Occurred() != NULL) {     /* cheaper than clearing */
+        spy_py.PyErr_Clear();
+    }
     tls_in_hook = 0;
     /* Real audit events, so every hook and log sees them. */
     if (tamper != NULL

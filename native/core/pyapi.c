@@ -5,6 +5,7 @@
 
 struct spy_pyapi spy_py;
 int spy_py_layout_known;
+int spy_py_long_tagged;
 
 void
 spy_pyapi_set_runtime(const char *python_version, int free_threaded)
@@ -14,6 +15,7 @@ spy_pyapi_set_runtime(const char *python_version, int free_threaded)
     spy_py_layout_known = !free_threaded
         && sscanf(python_version, "%d.%d", &major, &minor) == 2
         && major == 3 && minor >= 8 && minor <= 13;
+    spy_py_long_tagged = spy_py_layout_known && minor >= 12;
 }
 
 int

@@ -71,6 +71,7 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, Py_ssize_t, PyByteArray_Size, (PyObject *)) \
     X(1, long long, PyLong_AsLongLongAndOverflow, (PyObject *, int *)) \
     X(1, PyObject *, PyLong_FromUnsignedLong, (unsigned long)) \
+    X(1, PyObject *, PyLong_FromLong, (long)) \
     X(0, size_t, _PyLong_NumBits, (PyObject *)) \
     X(1, double, PyFloat_AsDouble, (PyObject *)) \
     X(1, char *, PyOS_double_to_string, (double, char, int, int, int *)) \
@@ -166,7 +167,58 @@ int spy_pyapi_load(void *handle, const char **missing);
  * whose fixed object layouts the hot path may read directly instead of
  * calling a function (each such read says which field it takes). */
 extern int spy_py_layout_known;
+/* 3.12+: an int's sign and digit count are in lv_tag, not ob_size. */
+extern int spy_py_long_tagged;
 void spy_pyapi_set_runtime(const char *python_version, int free_threaded);
+
+/* The fields read where spy_py_layout_known, by their index in
+ * pointer-sized words: PyObject.ob_type, PyVarObject.ob_size, a tuple's
+ * ob_item[0] and PyTypeObject.tp_flags (an unsigned long after the
+ * variable-size header and eighteen pointer-sized slots). */
+#define SPY_OBJECT_TYPE_WORD 1
+#define SPY_VAR_SIZE_WORD 2
+#define SPY_TUPLE_ITEMS_WORD 3
+#define SPY_TYPE_FLAGS_WORD 21
+
+/* o's type, borrowed: o holds a reference to it. */
+static inline PyObject *
+spy_type_of(PyObject *o)
+{
+    PyObject *type;
+
+    if (spy_py_layout_known) {
+        return ((PyObject **)o)[SPY_OBJECT_TYPE_WORD];
+    }
+    type = spy_py.PyObject_Type(o);
+    spy_py.Py_DecRef(type);
+    return type;
+}
+
+static inline unsigned long
+spy_type_flags(PyObject *type)
+{
+    return spy_py_layout_known
+        ? ((unsigned long *)type)[SPY_TYPE_FLAGS_WORD]
+        : spy_py.PyType_GetFlags(type);
+}
+
+/* The size of a tuple (or tuple subclass) and its item i < size,
+ * borrowed. */
+static inline Py_ssize_t
+spy_tuple_size(PyObject *tuple)
+{
+    return spy_py_layout_known
+        ? ((Py_ssize_t *)tuple)[SPY_VAR_SIZE_WORD]
+        : spy_py.PyTuple_Size(tuple);
+}
+
+static inline PyObject *
+spy_tuple_item(PyObject *tuple, Py_ssize_t i)
+{
+    return spy_py_layout_known
+        ? ((PyObject **)tuple)[SPY_TUPLE_ITEMS_WORD + i]
+        : spy_py.PyTuple_GetItem(tuple, i);
+}
 
 /* The current thread's state, or NULL before start-up, after shutdown
  * and in threads Python does not know. */

@@ -433,14 +433,74 @@ decimal_digits(PyObject *o, PyObject *type)
     return spy_py.PyObject_CallFunctionObjArgs(int_repr, o, NULL);
 }
 
+/* An int of at most one digit, read from its layout where
+ * spy_py_layout_known (one call fewer for the most common argument):
+ * 3.8-3.11 keep the signed digit count in ob_size, 3.12+ keep it in
+ * lv_tag above a reserved bit and two sign bits (0 positive, 1 zero,
+ * 2 negative); the 30-bit digits follow.  0 when o is longer. */
+static int
+read_one_digit_int(PyObject *o, long long *value)
+{
+    intptr_t word = ((intptr_t *)o)[SPY_VAR_SIZE_WORD];
+    const uint32_t *digits = (const uint32_t *)((PyObject **)o
+                                                + SPY_VAR_SIZE_WORD + 1);
+
+    if (spy_py_long_tagged) {
+        if ((uintptr_t)word >= (2 << 3)) {
+            return 0;
+        }
+        *value = (1 - (long long)(word & 3)) * digits[0];
+        return 1;
+    }
+    if (word < -1 || word > 1) {
+        return 0;
+    }
+    *value = word == 0 ? 0 : word * (long long)digits[0];
+    return 1;
+}
+
+/* Whether read_one_digit_int may be used: the digit width is a build
+ * option (15-bit digits read wrong), so it is tried once on known ints. */
+static int
+one_digit_ints_readable(void)
+{
+    static const long probes[] = {0, 7, -7, (1L << 29) + 12345,
+                                  -((1L << 29) + 12345)};
+    static int state;   /* 0 unknown, 1 readable, -1 not */
+    int readable = spy_py_layout_known;
+
+    if (state != 0) {
+        return state == 1;
+    }
+    for (size_t i = 0; readable && i < sizeof(probes) / sizeof(probes[0]);
+         i++) {
+        PyObject *probe = spy_py.PyLong_FromLong(probes[i]);
+        long long v;
+
+        if (probe == NULL) {
+            spy_py.PyErr_Clear();
+            return 0;           /* out of memory: tried again next time */
+        }
+        readable = read_one_digit_int(probe, &v) && v == probes[i];
+        spy_py.Py_DecRef(probe);
+    }
+    state = readable ? 1 : -1;
+    return readable;
+}
+
 static void
 render_int(struct walk *w, PyObject *o, PyObject *type)
 {
     const long long exact = 1LL << 53;
     int overflow = 0;
-    long long v = spy_py.PyLong_AsLongLongAndOverflow(o, &overflow);
+    long long v;
     int json = w->style == SPY_STYLE_JSON;
 
+    if (one_digit_ints_readable() && read_one_digit_int(o, &v)) {
+        spy_buf_put_i64(w->b, v);
+        return;
+    }
+    v = spy_py.PyLong_AsLongLongAndOverflow(o, &overflow);
     if (v == -1 && spy_py.PyErr_Occurred() != NULL) {
         spy_py.PyErr_Clear();
         render_opaque(w, type, "$type", NULL);
@@ -564,7 +624,7 @@ static void
 render_sequence(struct walk *w, PyObject *o, int is_tuple)
 {
     int json = w->style == SPY_STYLE_JSON;
-    Py_ssize_t n = is_tuple ? spy_py.PyTuple_Size(o) : spy_py.PyList_Size(o);
+    Py_ssize_t n = is_tuple ? spy_tuple_size(o) : spy_py.PyList_Size(o);
 
     spy_buf_putc(w->b, json || !is_tuple ? '[' : '(');
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -574,7 +634,7 @@ render_sequence(struct walk *w, PyObject *o, int is_tuple)
             break;
         }
         if (is_tuple) {
-            render(w, spy_py.PyTuple_GetItem(o, i));
+            render(w, spy_tuple_item(o, i));
         }
         else if (spy_py.PyList_GetItemRef != NULL) {
             /* Free-threaded builds: the list may change under us. */
@@ -714,8 +774,8 @@ render(struct walk *w, PyObject *o)
         }
         return;
     }
-    type = spy_py.PyObject_Type(o);
-    flags = spy_py.PyType_GetFlags(type);
+    type = spy_type_of(o);
+    flags = spy_type_flags(type);
     if (flags & SPY_TPFLAGS_UNICODE_SUBCLASS) {
         render_str(w, o, type);
     }
@@ -753,7 +813,6 @@ render(struct walk *w, PyObject *o)
     else {
         render_opaque(w, type, "$type", NULL);
     }
-    spy_py.Py_DecRef(type);
 }
 
 void
