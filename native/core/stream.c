@@ -2,6 +2,7 @@
 #include "stream.h"
 
 #include "buf.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -388,9 +389,8 @@ static size_t
 put_header(char *p, const char *name, size_t name_len)
 {
     char *start = p;
-    struct timespec now;
+    uint64_t now = spy_clock_now_ns();
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
     memcpy(p, "{\"event\":\"", 10);
     p += 10;
     memcpy(p, name, name_len);
@@ -402,8 +402,7 @@ put_header(char *p, const char *name, size_t name_len)
     p += S.seq_len;
     memcpy(p, ",\"ts\":", 6);
     p += 6;
-    p += put_timestamp(p, (uint64_t)now.tv_sec * 1000000000u
-                          + (uint64_t)now.tv_nsec);
+    p += put_timestamp(p, now);
     return (size_t)(p - start);
 }
 
