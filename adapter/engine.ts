@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { BreakpointEntry } from './breakpoints';
-import { EventDisplay, eventMatcher } from './catalog';
+import { DefaultVisibility, EventDisplay, eventMatcher } from './catalog';
 import { ChannelConnection, ChannelServer, ControlMessage, HelloMessage, JsonlWriter } from './channel';
 import { LauncherConfig, LaunchPlan } from './config';
 import { FloodControl, OutputBudget } from './flood';
@@ -116,6 +116,11 @@ export interface EngineOptions {
    * on...): 'recordsCounted' reports them. Default: none.
    */
   readEach?: (name: string) => boolean;
+  /**
+   * Whether anyone shows events as they come ('auditEvent', 'heldBack'). False (`spython-audit run
+   * --quiet`) spares reading records only to decide whether to show them. Default: true.
+   */
+  liveEvents?: boolean;
 }
 
 export interface Engine {
@@ -692,7 +697,7 @@ export class Engine extends EventEmitter {
   private onRecord(launcherProcess: LauncherProcess, name: string, chunk: Buffer, start: number, end: number): void {
     let tally = launcherProcess.lastTally;
     if (tally === undefined || tally.name !== name) {
-      tally = launcherProcess.tallies.get(name) ?? launcherProcess.addTally(name, this.display.visibility(name) === 'shown');
+      tally = launcherProcess.tallies.get(name) ?? launcherProcess.addTally(name, this.visibility(name) === 'shown');
       launcherProcess.lastTally = tally;
     }
     if (tally.epoch !== this.readEpoch) {
@@ -714,9 +719,14 @@ export class Engine extends EventEmitter {
       launcherProcess.stepping.size > 0 ||
       name.startsWith('cpython.run_') ||
       this.stopsOn(name) ||
-      this.display.visibility(name) === 'shownWhenRaisedByProgramCode' ||
+      this.visibility(name) === 'shownWhenRaisedByProgramCode' ||
       (this.options.readEach?.(name) ?? false)
     );
+  }
+
+  /** Whether records named `name` are shown live (see EngineOptions.liveEvents). */
+  private visibility(name: string): DefaultVisibility {
+    return this.options.liveEvents === false ? 'hidden' : this.display.visibility(name);
   }
 
   private readRecord(launcherProcess: LauncherProcess, tally: NameTally, chunk: Buffer, start: number, end: number): void {
@@ -739,7 +749,7 @@ export class Engine extends EventEmitter {
       if (denied) this.startFailed(`${denied} refused to start the program: ${eventSummary(record.record)}`);
       else this.started.resolve();
     }
-    const shown = denied !== undefined || this.display.showsRecord(name, record);
+    const shown = this.options.liveEvents !== false && (denied !== undefined || this.display.showsRecord(name, record));
     if (!shown) return;
     if (this.flood.admit(name)) {
       this.shownCount++;

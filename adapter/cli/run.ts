@@ -213,7 +213,7 @@ export async function runCommand(program: string | undefined, args: string[], fl
     if (file !== undefined) checkWritable(option, file);
   }
 
-  const stats = new RunStats(flags.failOn ?? []);
+  const stats = new RunStats(flags.failOn ?? [], { byCategory: flags.summary !== false });
   let child: ChildProcess | undefined;
   let resolveChild!: (end: ChildEnd) => void;
   const childEnded = new Promise<ChildEnd>((resolve) => (resolveChild = resolve));
@@ -230,7 +230,13 @@ export async function runCommand(program: string | undefined, args: string[], fl
       started.once('exit', (code, signal) => resolveChild({ code, signal }));
     });
 
-  const engine = new Engine({ launcher: findLauncher(), startInTerminal, runLog: jsonlFile, readEach: (name) => stats.readEach(name) });
+  const engine = new Engine({
+    launcher: findLauncher(),
+    startInTerminal,
+    runLog: jsonlFile,
+    readEach: (name) => stats.readEach(name),
+    liveEvents: !quiet,
+  });
   engine.on('record', (record) => stats.add(record));
   engine.on('recordsCounted', (counted) => stats.addCounted(counted.pid, counted.ppid, counted.name, counted.count));
   engine.on('processEnded', (end) => stats.processEnded(end.pid, end.exitStatus));

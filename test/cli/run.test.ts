@@ -164,6 +164,32 @@ describe('the summary', { ...needs(PYTHON), concurrency: 4 }, () => {
     assert.match(text, /Processes\n[^]*│ \d+\s+│\s+\d+ │ prog\.py\s+│\s+\d+ │ exited with status 0/);
     assert.match(text, /Every record: .*\.jsonl/);
   });
+
+  test('--quiet counts every record by its category all the same', async () => {
+    const { dir, file } = program(
+      'import os\n' +
+        'here = os.path.dirname(__file__)\n' +
+        'for i in range(300):\n' +
+        '    open(os.path.join(here, "w%d.txt" % i), "w").close()\n' +
+        'for i in range(200):\n' +
+        '    open(os.path.join(here, "w%d.txt" % i)).close()\n',
+    );
+    const jsonl = path.join(dir, 'run.jsonl');
+    const r = await runCli(['run', '-q', '--jsonl', jsonl, '--python', PYTHON!, file], { cwd: dir });
+    assert.equal(r.status, 0, show(r));
+    const records = fs
+      .readFileSync(jsonl, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { event: string; args: unknown[] });
+    // The summary's rule (catalog.ts): a mode with w, a, x or + on a path (the standard streams are fds).
+    const writes = records.filter(
+      (x) => x.event === 'open' && typeof x.args[0] === 'string' && typeof x.args[1] === 'string' && /[wax+]/.test(x.args[1]),
+    ).length;
+    assert.ok(writes >= 300, `${writes} opens for writing in the log`);
+    assert.match(r.stderrText, new RegExp(`^${records.length.toLocaleString('en-US')} audit events \\(0 shown\\)`, 'm'));
+    assert.match(r.stderrText, new RegExp(`│ File writes\\s+│ open\\s+│\\s+${writes} │`));
+  });
 });
 
 describe('launcher and usage errors', { ...needs(PYTHON), concurrency: 4 }, () => {
