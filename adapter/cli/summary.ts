@@ -37,7 +37,7 @@ export interface Finding {
 export class RunStats {
   /** Records received in all. */
   total = 0;
-  /** Per summary category, per event name. */
+  /** Per summary category, per event name (without `byCategory`, some under OTHER_CATEGORY). */
   readonly counts = new Map<string, Map<string, number>>();
   /** Refused operations (records with `denied`), the first MAX_FINDINGS of them. */
   readonly denied: AuditRecord[] = [];
@@ -58,7 +58,14 @@ export class RunStats {
   private readonly failOnAny: (name: string) => boolean;
   private readonly failOnEach: Array<{ glob: string; test: (name: string) => boolean }>;
 
-  constructor(failOn: readonly string[] = []) {
+  /**
+   * `byCategory`: whether `counts` must group every record by its category (the summary's tables).
+   * Without it, records whose category depends on their arguments (an open's mode) are not read for it.
+   */
+  constructor(
+    failOn: readonly string[] = [],
+    private readonly options: { byCategory: boolean } = { byCategory: true },
+  ) {
     this.failOnGlobs = [...failOn];
     this.failOnAny = eventMatcher(this.failOnGlobs);
     this.failOnEach = this.failOnGlobs.map((glob) => ({ glob, test: eventMatcher([glob]) }));
@@ -74,7 +81,7 @@ export class RunStats {
       name.startsWith('cpython.run_') ||
       name === 'spython.code_refused' ||
       (this.failOnGlobs.length > 0 && this.failOnAny(name)) ||
-      categoryByName(name) === undefined
+      (this.options.byCategory && categoryByName(name) === undefined)
     );
   }
 

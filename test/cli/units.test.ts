@@ -79,6 +79,23 @@ describe('event lines', () => {
   });
 });
 
+describe('which records the run statistics read', () => {
+  test('an open is read for its category only when the summary groups by category', () => {
+    const grouped = new RunStats();
+    assert.equal(grouped.readEach('open'), true, "an open's category depends on its mode");
+    assert.equal(grouped.readEach('socket.connect'), false, 'a connect is network by its name alone');
+    const ungrouped = new RunStats([], { byCategory: false });
+    assert.equal(ungrouped.readEach('open'), false);
+    // What is kept is read whatever the grouping.
+    assert.equal(ungrouped.readEach('cpython.run_file'), true);
+    assert.equal(ungrouped.readEach('spython.code_refused'), true);
+    assert.equal(new RunStats(['open'], { byCategory: false }).readEach('open'), true, '--fail-on keeps its matches');
+    ungrouped.addCounted(100, 1, 'open', 3);
+    assert.equal(ungrouped.total, 3);
+    assert.equal(ungrouped.processes.get(100)?.events, 3);
+  });
+});
+
 describe('the summary text', () => {
   test('sections, rows and the truncation of long lists', () => {
     const stats = new RunStats(['app.*']);
