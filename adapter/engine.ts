@@ -690,14 +690,14 @@ export class Engine extends EventEmitter {
   /**
    * One event record: bytes `start` to `end` of a received chunk. Most records are counted by name,
    * logged (onLines) and held back by flood control or hidden: those are not read. One is read when
-   * its name says so (readEach, a `cpython.run_*` record, one a thread may stop on, one shown depending
-   * on where it was raised, one flood control would show now), when it was refused, or when its thread
-   * differs from the previous record's (a thread to announce).
+   * its name says so (readEach, a `cpython.run_*` record, one a thread may stop on, one flood control
+   * would show now — of a name shown only when raised by program code, one raised there), when it was
+   * refused, or when its thread differs from the previous record's (a thread to announce).
    */
   private onRecord(launcherProcess: LauncherProcess, name: string, chunk: Buffer, start: number, end: number): void {
     let tally = launcherProcess.lastTally;
     if (tally === undefined || tally.name !== name) {
-      tally = launcherProcess.tallies.get(name) ?? launcherProcess.addTally(name, this.visibility(name) === 'shown');
+      tally = launcherProcess.tallies.get(name) ?? launcherProcess.addTally(name, this.visibility(name));
       launcherProcess.lastTally = tally;
     }
     if (tally.epoch !== this.readEpoch) {
@@ -706,9 +706,14 @@ export class Engine extends EventEmitter {
       tally.readNow = tally.readEach || (tally.shown && this.flood.wouldAdmit(name));
     }
     // Only a refused record ends with a string (`"denied":"…"}`).
-    if (!tally.readNow && chunk[end - 2] !== QUOTE && launcherProcess.reader.sameAsLatest(name, chunk, start, end)) {
-      if (tally.count++ === 0) launcherProcess.counted.push(tally);
-      return;
+    if (!tally.readEach && chunk[end - 2] !== QUOTE && launcherProcess.reader.sameAsLatest(name, chunk, start, end)) {
+      // Shown only when raised by program code: where it was raised is in its bytes.
+      const counted =
+        tally.elsewhere && !launcherProcess.reader.raisedByProgramCode(name, chunk, start, end) ? tally.elsewhere : tally.readNow ? undefined : tally;
+      if (counted) {
+        if (counted.count++ === 0) launcherProcess.counted.push(counted);
+        return;
+      }
     }
     this.readRecord(launcherProcess, tally, chunk, start, end);
   }
@@ -719,7 +724,6 @@ export class Engine extends EventEmitter {
       launcherProcess.stepping.size > 0 ||
       name.startsWith('cpython.run_') ||
       this.stopsOn(name) ||
-      this.visibility(name) === 'shownWhenRaisedByProgramCode' ||
       (this.options.readEach?.(name) ?? false)
     );
   }
@@ -911,7 +915,10 @@ export class Engine extends EventEmitter {
 /** How one process's records of one event name are read (see Engine.onRecord). */
 interface NameTally {
   readonly name: string;
-  /** Shown by the display filter by name alone: what flood control does not show is held back. */
+  /**
+   * Shown by the display filter by name (with `elsewhere`: when raised by program code): what flood
+   * control does not show is held back.
+   */
   readonly shown: boolean;
   /** The Engine.readEpoch of the decisions below. */
   epoch: number;
@@ -921,6 +928,15 @@ interface NameTally {
   readNow: boolean;
   /** Records counted, not read, since the last report. */
   count: number;
+  /**
+   * For a name shown only when raised by program code: the tally of its records raised elsewhere
+   * (hidden); this one's are those raised by program code.
+   */
+  elsewhere?: NameTally;
+}
+
+function newTally(name: string, shown: boolean): NameTally {
+  return { name, shown, epoch: -1, readEach: false, readNow: false, count: 0 };
 }
 
 /** One connected process: its channel, the requests it has yet to answer, its stopped threads. */
@@ -952,8 +968,9 @@ class LauncherProcess {
     this.connection.send(msg);
   }
 
-  addTally(name: string, shown: boolean): NameTally {
-    const tally: NameTally = { name, shown, epoch: -1, readEach: false, readNow: false, count: 0 };
+  addTally(name: string, visibility: DefaultVisibility): NameTally {
+    const tally = newTally(name, visibility !== 'hidden');
+    if (visibility === 'shownWhenRaisedByProgramCode') tally.elsewhere = newTally(name, false);
     this.tallies.set(name, tally);
     return tally;
   }

@@ -198,6 +198,18 @@ export class RecordReader {
   }
 
   /**
+   * For a record `sameAsLatest` holds for: whether it was raised by program code (catalog.ts,
+   * raisedByProgramCode) — it has a file, and no frozen module's — read from the bytes past its
+   * identity, where `,"file":"` comes when the record has a location.
+   */
+  raisedByProgramCode(event: string, chunk: Buffer, start: number, end: number): boolean {
+    const at = start + NAME_OFFSET + event.length + this.headerBytes + this.identityBytes.length;
+    if (at + FILE_KEY.length + FROZEN_FILE.length > end) return false;
+    const view = this.view.of(chunk);
+    return FILE_KEY_PATTERN.isAt(view, at) && !FROZEN_FILE_PATTERN.isAt(view, at + FILE_KEY.length);
+  }
+
+  /**
    * Whether the identity is the previous record's. Only the thread's part is compared: a connection
    * carries one process (a forked child opens its own), so its pid and ppid never change.
    */
@@ -223,6 +235,10 @@ export class RecordReader {
 }
 
 const PID_KEY_PATTERN = new BytePattern(PID_KEY);
+const FILE_KEY_PATTERN = new BytePattern(FILE_KEY);
+/** How a frozen module's file name starts (`<frozen importlib._bootstrap>`). */
+const FROZEN_FILE = Buffer.from('<frozen ');
+const FROZEN_FILE_PATTERN = new BytePattern(FROZEN_FILE);
 
 /** Longest argument text in an event line or a stop description. */
 const MAX_ARGUMENTS_TEXT = 240;

@@ -106,6 +106,32 @@ t.join()
     assert.equal(shown + heldBack, 30000);
     assert.equal(lines.filter((line) => line.includes('app.tock')).length, 1, 'the hidden event is only in the summary');
   });
+
+  test('an event shown only when the program raises it: shown + held back = the program’s own', async () => {
+    // The imports' opens are the import system's (frozen modules): hidden, neither shown nor held back.
+    // They come once flood control has started holding the program's opens back.
+    const { dir, file } = program(`
+for i in range(3000):
+    open(__file__).close()
+    if i == 1500:
+        import json, csv, decimal, fractions, statistics, difflib, textwrap, string
+`);
+    const jsonl = path.join(dir, 'run.jsonl');
+    const r = await runCli(['run', '--no-summary', '--python', PYTHON!, '--jsonl', jsonl, file], { cwd: dir });
+    assert.equal(r.status, 0, show(r));
+    const opens = fs
+      .readFileSync(jsonl, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { event: string; file?: string })
+      .filter((record) => record.event === 'open');
+    assert.equal(opens.filter((record) => record.file === file).length, 3000);
+    assert.ok(opens.some((record) => record.file?.startsWith('<frozen ')), 'no import opened a file');
+    const shown = r.stderrText.split('\n').filter((line) => line.startsWith('[audit] open ')).length;
+    const heldBack = [...r.stderrText.matchAll(/… ([\d,]+) more `open` events/g)].reduce((sum, m) => sum + Number(m[1].replace(/,/g, '')), 0);
+    assert.ok(heldBack > 0, show(r));
+    assert.equal(shown + heldBack, 3000);
+  });
 });
 
 describe('--sarif', { ...needs(PYTHON), concurrency: 4 }, () => {
