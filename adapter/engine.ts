@@ -666,11 +666,11 @@ export class Engine extends EventEmitter {
     const launcherProcess = new LauncherProcess(connection, hello.pid, hello.ppid, isMain);
     if (isMain) this.main = launcherProcess;
     this.processes.add(launcherProcess);
-    connection.socket.prependListener('data', () => {
-      this.chunkArrived = performance.now();
-      this.readEpoch++;
-    });
     connection.setRecordSink({
+      chunk: () => {
+        this.chunkArrived = performance.now();
+        this.readEpoch++;
+      },
       record: (name, chunk, start, end) => this.onRecord(launcherProcess, name, chunk, start, end),
       lines: (chunk, start, end, count) => this.onLines(launcherProcess, chunk, start, end, count),
     });
