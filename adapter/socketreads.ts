@@ -1,11 +1,12 @@
 // Reading an accepted socket into one buffer reused for every read. A socket Node reads by itself gets
 // a fresh, zero-filled 64 KiB buffer for each read: at the channel's millions of records a second, that
-// allocation and its page faults cost more than the framing of the records in it. Node's `onread`
-// option reads into a buffer of ours instead, but only sockets it constructs itself take the option; an
-// accepted socket does not. Node 20's `new net.Socket({ handle, onread })` takes both an existing
-// handle and the option, so an accepted socket that has not started reading (a server made with
-// `pauseOnConnect`) can be re-made around its handle. That handle is the private `_handle`: when it is
-// missing or not what Node 20 has, the socket is read as it is ('data' events).
+// allocation, its page faults and its garbage add a tenth to a fifth to Node's reading CPU
+// (bench/ingest.js). Node's `onread` option reads into a buffer of ours instead, but only sockets it
+// constructs itself take the option; an accepted socket does not. Node 20's `new net.Socket({ handle,
+// onread })` takes both an existing handle and the option, so an accepted socket that has not started
+// reading (a server made with `pauseOnConnect`) can be re-made around its handle. That handle is the
+// private `_handle`: when it is missing or not what Node 20 has, the socket is read as it is ('data'
+// events).
 
 import * as net from 'node:net';
 
@@ -58,13 +59,18 @@ export class ReusedBufferReads {
     }
     const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     let reads: ReusedBufferReads | undefined = undefined;
-    const socket = new net.Socket({
-      handle,
-      allowHalfOpen: false,
-      readable: true,
-      writable: true,
-      onread: { buffer, callback: (nread: number) => reads!.take(buffer.subarray(0, nread)) },
-    } as net.SocketConstructorOpts);
+    let socket: net.Socket;
+    try {
+      socket = new net.Socket({
+        handle,
+        allowHalfOpen: false,
+        readable: true,
+        writable: true,
+        onread: { buffer, callback: (nread: number) => reads!.take(buffer.subarray(0, nread)) },
+      } as net.SocketConstructorOpts);
+    } catch {
+      return undefined; // a Node that refuses these options: the accepted socket is still whole
+    }
     reads = new ReusedBufferReads(socket);
     // The accepted socket lets go of the handle; destroying it then only settles its count of the
     // server's connections, which the server does not need: the channel closes its connections itself.
