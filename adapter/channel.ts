@@ -7,6 +7,11 @@
 // `ChannelConnection`, which splits the byte stream into lines, performs the hello/welcome handshake
 // and then emits one 'record' per event record — without parsing it: the event name is read from the
 // bytes between offset 10 and the next `"` — and one 'control' per (parsed) control message.
+//
+// The server's sockets read into one buffer reused for every read (adapter/socketreads.ts): the bytes
+// of a chunk are valid only while it is being handled, and whatever outlives that is copied — the start
+// of a line that the next chunk ends, input held while the configuration is computed, the lines 'record'
+// listeners get. A record sink is told the same of the chunks it sees.
 
 import { EventEmitter } from 'node:events';
 import * as crypto from 'node:crypto';
@@ -17,6 +22,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { BytePattern, ChunkView } from './bytes';
+import { ReusedBufferReads } from './socketreads';
 
 /** Must match `PROTOCOL_VERSION` in native/core/channel.h. */
 export const PROTOCOL_VERSION = 1;
@@ -100,6 +106,11 @@ export interface ChannelServerOptions {
   config?: ConfigSource;
   /** Checks each peer after its token (default: none, the token alone). */
   checkPeer?: PeerCheck;
+  /**
+   * Read each connection into one reused buffer where this Node allows it (default true); false reads
+   * them as Node does by itself, a fresh buffer a read.
+   */
+  reuseReadBuffer?: boolean;
 }
 
 /**
@@ -107,15 +118,18 @@ export interface ChannelServerOptions {
  * and no Buffer per record, for readers of millions of them.
  */
 export interface RecordSink {
+  /** A chunk of input is being read: the records in it follow. */
+  chunk(): void;
   /**
-   * One event record named `name`: bytes `start` to `end` of `chunk`, its newline excluded. The chunk
-   * is never modified: views into it may be kept as long as needed.
+   * One event record named `name`: bytes `start` to `end` of `chunk`, its newline excluded. The chunk's
+   * bytes are valid only until this returns (the next read may overwrite them): copy what you keep.
    */
   record(name: string, chunk: Buffer, start: number, end: number): void;
   /**
    * The records handed to `record` since the last call, as they arrived: bytes `start` to `end` of
    * `chunk`, `count` lines each ending in its newline and nothing else (the JSONL log's bytes). Called
-   * once for each run of records, at the latest when the chunk that holds it has been read.
+   * once for each run of records, at the latest when the chunk that holds it has been read. The bytes
+   * are valid only until this returns, as `record`'s are.
    */
   lines(chunk: Buffer, start: number, end: number, count: number): void;
 }
@@ -140,8 +154,7 @@ export interface ChannelConnection {
   on(event: 'hello', listener: (hello: HelloMessage) => void): this;
   /**
    * One event record. `name` is the event name; `line` is the record's exact bytes without the
-   * trailing newline. `line` is a view into a received chunk: keep it as long as you like, but do
-   * not modify it.
+   * trailing newline, a copy of its own.
    */
   on(event: 'record', listener: (name: string, line: Buffer) => void): this;
   /** A parsed control message other than the hello (`pong`, `error`, `exit`, or unknown types). */
@@ -211,17 +224,26 @@ export class ChannelConnection extends EventEmitter {
    * @param token the expected token
    * @param getConfig the configuration source (see `ConfigSource`)
    * @param checkPeer who may connect besides the token's holder (see `PeerCheck`)
+   * @param reads the socket's reads into a reused buffer, when it is read that way (`socket` is then
+   *   `reads.socket`)
    */
   constructor(
     readonly socket: Duplex,
     private readonly token: string,
     private readonly getConfig: () => ConfigSource,
     private readonly checkPeer?: PeerCheck,
+    private readonly reads?: ReusedBufferReads,
   ) {
     super();
-    socket.on('data', this.onData);
+    if (reads !== undefined) reads.deliverTo(this.onData);
+    else socket.on('data', this.onData);
     socket.on('error', this.onSocketError);
     socket.on('close', this.onClose);
+  }
+
+  /** Whether the socket is read into a reused buffer (adapter/socketreads.ts), not a fresh one a read. */
+  get reusesReadBuffer(): boolean {
+    return this.reads !== undefined;
   }
 
   /** The process id from the hello, once there is one. */
@@ -306,7 +328,8 @@ export class ChannelConnection extends EventEmitter {
     if (this.state !== 'waiting') throw new Error('only a connection waiting for its configuration can be handed off');
     this.state = 'closed';
     this.ended = true;
-    this.socket.off('data', this.onData);
+    if (this.reads !== undefined) this.reads.emitData();
+    else this.socket.off('data', this.onData);
     this.socket.off('error', this.onSocketError);
     this.socket.off('close', this.onClose);
     const rest = Buffer.concat(this.held);
@@ -324,7 +347,7 @@ export class ChannelConnection extends EventEmitter {
   private readonly onData = (chunk: Buffer): void => {
     this.bytesReceived += chunk.length;
     if (this.state === 'waiting') {
-      this.held.push(chunk);
+      this.held.push(Buffer.from(chunk));
     } else if (this.state !== 'closed') {
       this.feed(chunk);
     }
@@ -336,6 +359,7 @@ export class ChannelConnection extends EventEmitter {
    * then `lines` for all of them.
    */
   private feed(chunk: Buffer): void {
+    this.sink?.chunk();
     let start = 0;
     if (this.skipping) {
       const nl = chunk.indexOf(NL);
@@ -399,9 +423,10 @@ export class ChannelConnection extends EventEmitter {
 
   /** Keeps the rest of a chunk while the configuration is computed (dropped when closed). */
   private hold(chunk: Buffer, start: number): void {
-    if (this.state === 'waiting' && start < chunk.length) this.held.push(chunk.subarray(start));
+    if (this.state === 'waiting' && start < chunk.length) this.held.push(Buffer.from(chunk.subarray(start)));
   }
 
+  /** Keeps a copy of `piece`, the start of a line a later chunk ends. */
   private addPending(piece: Buffer): void {
     if (piece.length === 0) return;
     const length = this.pendingLength + piece.length;
@@ -412,7 +437,7 @@ export class ChannelConnection extends EventEmitter {
       this.oversized(length);
       return;
     }
-    this.pending.push(piece);
+    this.pending.push(Buffer.from(piece));
     this.pendingLength = length;
   }
 
@@ -450,7 +475,7 @@ export class ChannelConnection extends EventEmitter {
           return;
         }
         this.records++;
-        this.emit('record', name, line);
+        this.emit('record', name, Buffer.from(line));
         return;
       }
       if (startsWith(line, CONTROL_PREFIX)) {
@@ -660,6 +685,7 @@ export class ChannelServer extends EventEmitter {
     private readonly server: net.Server,
     config: ConfigSource,
     private readonly checkPeer: PeerCheck | undefined,
+    private readonly reuseReadBuffer: boolean,
   ) {
     super();
     this.config = config;
@@ -676,7 +702,8 @@ export class ChannelServer extends EventEmitter {
       await fsp.chmod(dir, 0o700);
       const socketPath = path.join(dir, 'sock');
       const token = crypto.randomBytes(32).toString('hex');
-      const server = net.createServer({ allowHalfOpen: false, pauseOnConnect: false });
+      // Paused: a socket is re-made to read into a reused buffer before its first read.
+      const server = net.createServer({ allowHalfOpen: false, pauseOnConnect: true });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(socketPath, () => {
@@ -684,7 +711,15 @@ export class ChannelServer extends EventEmitter {
           resolve();
         });
       });
-      return new ChannelServer(dir, socketPath, token, server, options.config ?? {}, options.checkPeer);
+      return new ChannelServer(
+        dir,
+        socketPath,
+        token,
+        server,
+        options.config ?? {},
+        options.checkPeer,
+        options.reuseReadBuffer ?? true,
+      );
     } catch (err) {
       await fsp.rm(dir, { recursive: true, force: true });
       throw err;
@@ -708,12 +743,15 @@ export class ChannelServer extends EventEmitter {
     return this.closing;
   }
 
-  private onConnection(socket: net.Socket): void {
+  private onConnection(accepted: net.Socket): void {
     if (this.closed) {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
-    const connection = new ChannelConnection(socket, this.token, () => this.config, this.checkPeer);
+    const reads = this.reuseReadBuffer ? ReusedBufferReads.wrap(accepted) : undefined;
+    const socket = reads?.socket ?? accepted;
+    const connection = new ChannelConnection(socket, this.token, () => this.config, this.checkPeer, reads);
+    if (reads === undefined) accepted.resume();
     this.connections.push(connection);
     this.emit('connection', connection);
   }
@@ -727,7 +765,7 @@ export interface JsonlWriterOptions {
   flags?: 'a' | 'w';
   /** File mode when the file is created; default 0o600 (audit logs can be sensitive). */
   mode?: number;
-  /** Bytes gathered before a write is issued; default 1 MiB. */
+  /** Bytes gathered before a write is issued (the size of a batch's buffer); default 1 MiB. */
   batchBytes?: number;
   /** Milliseconds after its first line that a smaller batch is written; default 10. */
   batchMs?: number;
@@ -748,10 +786,13 @@ export interface JsonlWriter {
 const NEWLINE = Buffer.from('\n');
 
 /**
- * Appends record lines (each + `\n`) to a file: the JSONL audit log. Lines are gathered into batches
- * and written with one `write` per batch, once it holds `batchBytes` or `batchMs` after its first line
- * (each write goes through libuv's thread pool: fewer, larger ones cost less CPU). `write` returns false when more than `highWaterMark` bytes are waiting; the caller may then pause its
- * connection until 'drain'. Errors are reported by 'error' (if listened to) and by `close()`.
+ * Appends record lines (each + `\n`) to a file: the JSONL audit log. Lines are copied into batches and
+ * written with one `write` per batch, once it holds `batchBytes` or `batchMs` after its first line
+ * (each write goes through libuv's thread pool: fewer, larger ones cost less CPU). Copied, because the
+ * lines given are views of a read buffer that the next read overwrites; a batch's buffer is used again
+ * once its write is done. `write` returns false when more than `highWaterMark` bytes are waiting; the
+ * caller may then pause its connection until 'drain'. Errors are reported by 'error' (if listened to)
+ * and by `close()`.
  */
 export class JsonlWriter extends EventEmitter {
   /** Lines written (accepted by `write`). */
@@ -760,8 +801,12 @@ export class JsonlWriter extends EventEmitter {
   error: Error | undefined;
 
   private readonly stream: fs.WriteStream;
-  private batch: Buffer[] = [];
+  /** The batch being gathered: its first `batchLength` bytes. */
+  private batch: Buffer | undefined;
   private batchLength = 0;
+  /** Buffers of batches written, for the next batches: at most as many as the high-water mark holds. */
+  private readonly spare: Buffer[] = [];
+  private readonly maxSpare: number;
   /** Writes the batch when it is due (a batch is being gathered). */
   private timer: NodeJS.Timeout | undefined;
   private needDrain = false;
@@ -778,6 +823,7 @@ export class JsonlWriter extends EventEmitter {
     this.batchBytes = options.batchBytes ?? 1024 * 1024;
     this.batchMs = options.batchMs ?? 10;
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
+    this.maxSpare = Math.ceil(this.highWaterMark / this.batchBytes);
     this.stream = fs.createWriteStream(path, {
       flags: options.flags ?? 'a',
       mode: options.mode ?? 0o600,
@@ -789,26 +835,42 @@ export class JsonlWriter extends EventEmitter {
 
   /** Queues one line (without its newline). Returns false when the caller should wait for 'drain'. */
   write(line: Buffer): boolean {
-    return this.queue(1, line, NEWLINE);
+    if (!this.accepts()) return false;
+    this.lines++;
+    this.append(line, 0, line.length);
+    this.append(NEWLINE, 0, 1);
+    return this.queued();
   }
 
   /**
    * Queues bytes `start` to `end` of `chunk`: `count` whole lines, each with its newline, written as
-   * they are (no copy). Returns false as `write` does.
+   * they are. Returns false as `write` does.
    */
   writeLines(chunk: Buffer, start: number, end: number, count: number): boolean {
-    return this.queue(count, chunk.subarray(start, end));
+    if (!this.accepts()) return false;
+    this.lines += count;
+    this.append(chunk, start, end);
+    return this.queued();
   }
 
-  private queue(count: number, ...pieces: Buffer[]): boolean {
-    if (this.error || this.closing) return false;
-    this.lines += count;
-    for (const piece of pieces) {
-      this.batch.push(piece);
-      this.batchLength += piece.length;
+  private accepts(): boolean {
+    return this.error === undefined && this.closing === undefined;
+  }
+
+  /** Copies bytes `start` to `end` of `source` into the batch, writing each batch that fills up. */
+  private append(source: Buffer, start: number, end: number): void {
+    while (start < end) {
+      const batch = (this.batch ??= this.spare.pop() ?? Buffer.allocUnsafe(this.batchBytes));
+      const copied = source.copy(batch, this.batchLength, start, end);
+      this.batchLength += copied;
+      start += copied;
+      if (this.batchLength === batch.length) this.flushBatch();
     }
-    if (this.batchLength >= this.batchBytes) this.flushBatch();
-    else if (this.timer === undefined) this.timer = setTimeout(() => this.flushBatch(), this.batchMs);
+  }
+
+  /** After bytes were queued: a timer for the batch, and whether the caller may go on. */
+  private queued(): boolean {
+    if (this.batchLength > 0 && this.timer === undefined) this.timer = setTimeout(() => this.flushBatch(), this.batchMs);
     if (this.buffered() > this.highWaterMark) {
       this.needDrain = true;
       return false;
@@ -854,16 +916,16 @@ export class JsonlWriter extends EventEmitter {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.batchLength === 0 || this.error) return;
-    const pieces = this.batch;
-    this.batch = [];
+    const batch = this.batch!;
+    const length = this.batchLength;
+    this.batch = undefined;
     this.batchLength = 0;
-    // One writev of the pieces as they are, not a copy of them: corked writes go out together.
     // The stream emits 'drain' only after a write it refused; our own mark can be passed while it
     // accepts every write, so each completed write looks again.
-    this.stream.cork();
-    for (let i = 0; i < pieces.length - 1; i++) this.stream.write(pieces[i]);
-    this.stream.write(pieces[pieces.length - 1], () => this.maybeDrain());
-    this.stream.uncork();
+    this.stream.write(batch.subarray(0, length), () => {
+      if (this.spare.length < this.maxSpare) this.spare.push(batch);
+      this.maybeDrain();
+    });
     this.maybeDrain();
   }
 
@@ -879,7 +941,7 @@ export class JsonlWriter extends EventEmitter {
     this.error = err;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.batch = [];
+    this.batch = undefined;
     this.batchLength = 0;
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }

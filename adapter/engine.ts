@@ -671,11 +671,11 @@ export class Engine extends EventEmitter {
     const launcherProcess = new LauncherProcess(connection, hello.pid, hello.ppid, isMain);
     if (isMain) this.main = launcherProcess;
     this.processes.add(launcherProcess);
-    connection.socket.prependListener('data', () => {
+    connection.setRecordSink({
+      chunk: () => {
       this.chunkArrived = performance.now();
       this.readEpoch++;
-    });
-    connection.setRecordSink({
+      },
       record: (name, chunk, start, end) => this.onRecord(launcherProcess, name, chunk, start, end),
       lines: (chunk, start, end, count) => this.onLines(launcherProcess, chunk, start, end, count),
     });

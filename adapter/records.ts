@@ -69,24 +69,15 @@ const NAME_OFFSET = 10;
  */
 export class ReceivedRecord {
   private parsed: AuditRecord | undefined;
-  private view: Buffer | undefined;
 
   constructor(
     readonly event: string,
-    /** Holds the record's exact bytes, from `start` to `end` (no newline): often a whole received chunk. */
-    private readonly chunk: Buffer,
-    private readonly start: number,
-    private readonly end: number,
+    /** The record's exact bytes, without the newline: its own copy, not a view of a read buffer. */
+    readonly line: Buffer,
     private readonly identity: RecordIdentity,
     /** Where `,"file":"` starts in the record, or -1 (no Python frame was running). */
     private readonly fileAt: number,
   ) {}
-
-  /** The record's exact bytes, without the newline (a view, made on first use). */
-  get line(): Buffer {
-    if (this.view === undefined) this.view = this.chunk.subarray(this.start, this.end);
-    return this.view;
-  }
 
   get pid(): number {
     return this.identity.pid;
@@ -106,7 +97,7 @@ export class ReceivedRecord {
 
   /** The policy that refused the operation: only a refused record ends in a string (`"denied":"…"}`). */
   get denied(): string | undefined {
-    return this.chunk[this.end - 2] === QUOTE ? this.record.denied : undefined;
+    return this.line[this.line.length - 2] === QUOTE ? this.record.denied : undefined;
   }
 
   get file(): string | undefined {
@@ -125,7 +116,7 @@ export class ReceivedRecord {
   get record(): AuditRecord {
     if (this.parsed === undefined) {
       try {
-        this.parsed = JSON.parse(this.chunk.toString('utf8', this.start, this.end)) as AuditRecord;
+        this.parsed = JSON.parse(this.line.toString('utf8')) as AuditRecord;
       } catch {
         this.parsed = { event: this.event, seq: 0, ts: 0, ...this.identity, args: [] };
       }
@@ -156,8 +147,8 @@ export class RecordReader {
   private readonly view = new ChunkView();
 
   /**
-   * Reads the record in `chunk` from `start` to `end` (its newline excluded; by default, all of it).
-   * Throws when it does not have a record's keys.
+   * Reads the record in `chunk` from `start` to `end` (its newline excluded; by default, all of it)
+   * into a record holding a copy of those bytes. Throws when it does not have a record's keys.
    */
   read(event: string, chunk: Buffer, start = 0, end = chunk.length): ReceivedRecord {
     // `{"event":"NAME","seq":N,"ts":N,"pid":`: the identity starts at the comma after the timestamp.
@@ -178,7 +169,7 @@ export class RecordReader {
     this.headerBytes = at - nameEnd;
     // The identity is followed by `,"file":"` or by `,"args":`.
     const fileAt = chunk[after + 2] === LETTER_F ? after - start : -1;
-    return new ReceivedRecord(event, chunk, start, end, this.identity!, fileAt);
+    return new ReceivedRecord(event, Buffer.from(chunk.subarray(start, end)), this.identity!, fileAt);
   }
 
   /**
