@@ -360,10 +360,26 @@ put_hello(struct spy_buf *b)
     }
 }
 
-/* Connects and completes the handshake; returns the socket, with its line
- * reader handed to a new control thread. */
+/* Reads the editor's control messages on the socket from now on (r holds
+ * what was read past the welcome).  Only once the socket is one of the
+ * stream's destinations: a ping that came with the welcome is answered
+ * there, never into the void. */
+static void
+start_control_reader(struct line_reader *r)
+{
+    pthread_t thread;
+
+    if (pthread_create(&thread, NULL, control_reader_main, r) != 0) {
+        spy_fatal("cannot start the audit channel's reader thread",
+                  strerror(errno));
+    }
+    pthread_detach(thread);
+}
+
+/* Connects and completes the handshake; returns the socket, and in
+ * *reader its line reader for start_control_reader. */
 static int
-connect_and_handshake(void)
+connect_and_handshake(struct line_reader **reader)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     char hello_data[8192];
@@ -374,7 +390,6 @@ connect_and_handshake(void)
     char *line;
     size_t n;
     int too_long, fd;
-    pthread_t thread;
 
     if (strlen(C.path) >= sizeof(addr.sun_path)) {
         spy_fatal("the audit channel's socket path is too long", C.path);
@@ -434,19 +449,20 @@ connect_and_handshake(void)
                     "welcome are ignored: %s\n", (int)getpid(), why);
         }
     }
-    if (pthread_create(&thread, NULL, control_reader_main, r) != 0) {
-        spy_fatal("cannot start the audit channel's reader thread",
-                  strerror(errno));
-    }
-    pthread_detach(thread);
+    *reader = r;
     return fd;
 }
 
-/* In a forked child: a connection of its own, with its own hello. */
+/* In a forked child: a connection of its own, with its own hello.  The
+ * stream calls this under its lock and makes the new socket its
+ * destination before anything else may write there. */
 static int
 reconnect_in_child(void)
 {
-    C.fd = connect_and_handshake();
+    struct line_reader *r;
+
+    C.fd = connect_and_handshake(&r);
+    start_control_reader(r);
     return C.fd;
 }
 
@@ -472,6 +488,8 @@ take_variable(const char *name)
 int
 spy_channel_open_from_environment(const struct spy_channel_info *info)
 {
+    struct line_reader *r;
+
     C.path = take_variable("SPYTHON_CHANNEL");
     C.token = take_variable("SPYTHON_TOKEN");
     if (C.path == NULL) {
@@ -481,11 +499,12 @@ spy_channel_open_from_environment(const struct spy_channel_info *info)
         spy_fatal("SPYTHON_CHANNEL is set but SPYTHON_TOKEN is not", NULL);
     }
     C.info = *info;
-    C.fd = connect_and_handshake();
+    C.fd = connect_and_handshake(&r);
     spy_stream_set_reconnect(reconnect_in_child);
     if (spy_stream_add(C.fd, 1, "the audit channel") < 0) {
         spy_fatal("too many audit destinations", NULL);
     }
+    start_control_reader(r);
     return 1;
 }
 
