@@ -16,7 +16,7 @@ import { BreakpointEntry } from './breakpoints';
 import { EventDisplay, eventMatcher } from './catalog';
 import { ChannelConnection, ChannelServer, ControlMessage, HelloMessage, JsonlWriter } from './channel';
 import { LauncherConfig, LaunchPlan } from './config';
-import { FloodControl, OutputBudget } from './flood';
+import { FloodControl, monotonicMs, OutputBudget } from './flood';
 import { ProcessTree } from './peers';
 import { localizeBody, RemoteReferences } from './inspection';
 import { AuditRecord, eventSummary, ReceivedRecord, RecordReader } from './records';
@@ -192,8 +192,8 @@ export class Engine extends EventEmitter {
   private attachedTo: ChildTarget | undefined;
   private display!: EventDisplay;
   /** The time the latest chunk of the channel arrived: flood control's clock, read once per chunk
-   * rather than once per record (performance.now() costs as much as the rest of a record). */
-  private chunkArrived = performance.now();
+   * rather than once per record (the clock costs as much as the rest of a record). */
+  private chunkArrived = monotonicMs();
   private readonly flood = new FloodControl<string | number>(undefined, () => this.chunkArrived);
   /**
    * Advances with every received chunk and every change of what a thread may stop on: whether a
@@ -667,7 +667,7 @@ export class Engine extends EventEmitter {
     if (isMain) this.main = launcherProcess;
     this.processes.add(launcherProcess);
     connection.socket.prependListener('data', () => {
-      this.chunkArrived = performance.now();
+      this.chunkArrived = monotonicMs();
       this.readEpoch++;
     });
     connection.setRecordSink({
