@@ -108,7 +108,8 @@ export interface TrustAddon {
   verify(paths: string[], options?: AddonJobOptions, onProgress?: ProgressCallback): Promise<AddonVerifyReport>;
   hashFiles(paths: string[], options?: AddonJobOptions, onProgress?: ProgressCallback): Promise<HashEntry[]>;
   sha256File(path: string): Promise<string>;
-  walk(paths: string[], options?: WalkOptions & { token?: CancelToken }): Promise<string[]>;
+  /** The files found, separated by NUL (which no path holds). */
+  walk(paths: string[], options?: WalkOptions & { token?: CancelToken }): Promise<string>;
   keygen(privatePem: string, publicPem: string): void;
   signManifest(manifestPath: string, privatePem: string): void;
   CancelToken: new () => CancelToken;
@@ -245,7 +246,8 @@ export async function expandTree(paths: string[], options: ExpandOptions & { sig
   if (options.exempt?.length) walk.exempt = options.exempt.map((d) => path.resolve(d));
   if (options.extensions) walk.extensions = options.extensions;
   const roots = paths.map((p) => path.resolve(p));
-  return withCancel(options.signal, (token) => loadTrustAddon().walk(roots, { ...walk, token }));
+  const listed = await withCancel(options.signal, (token) => loadTrustAddon().walk(roots, { ...walk, token }));
+  return listed === '' ? [] : listed.split('\0');
 }
 
 // ---------------------------------------------------------------------------------------------------
