@@ -78,6 +78,12 @@ test('expandTree keeps .py and .pyc, follows directory symlinks once, and skips 
     path.join(root, 'README.txt'),
     path.join(root, 'nope.py'),
   ]);
+
+  // A tree without code files lists nothing (not one empty path), and stamping it stamps nothing.
+  const empty = tempDir();
+  writeTree(empty, { 'README.txt': 'no code\n' });
+  assert.deepEqual(await expandTree([empty]), []);
+  assert.deepEqual((await stamp([empty])).entries, []);
 });
 
 test('stamp then verify: every file OK, the xattr is the lowercase hex SHA-256, restamping writes nothing', async () => {
