@@ -16,7 +16,7 @@ import { BreakpointEntry } from './breakpoints';
 import { DefaultVisibility, EventDisplay, eventMatcher } from './catalog';
 import { ChannelConnection, ChannelServer, ControlMessage, HelloMessage, JsonlWriter } from './channel';
 import { LauncherConfig, LaunchPlan } from './config';
-import { FloodControl, OutputBudget } from './flood';
+import { FloodControl, monotonicMs, OutputBudget } from './flood';
 import { ProcessTree } from './peers';
 import { localizeBody, RemoteReferences } from './inspection';
 import { AuditRecord, eventSummary, ReceivedRecord, RecordReader } from './records';
@@ -197,8 +197,8 @@ export class Engine extends EventEmitter {
   private attachedTo: ChildTarget | undefined;
   private display!: EventDisplay;
   /** The time the latest chunk of the channel arrived: flood control's clock, read once per chunk
-   * rather than once per record (performance.now() costs as much as the rest of a record). */
-  private chunkArrived = performance.now();
+   * rather than once per record (the clock costs as much as the rest of a record). */
+  private chunkArrived = monotonicMs();
   private readonly flood = new FloodControl<string | number>(undefined, () => this.chunkArrived);
   /**
    * Advances with every received chunk and every change of what a thread may stop on: whether a
@@ -673,8 +673,8 @@ export class Engine extends EventEmitter {
     this.processes.add(launcherProcess);
     connection.setRecordSink({
       chunk: () => {
-      this.chunkArrived = performance.now();
-      this.readEpoch++;
+        this.chunkArrived = monotonicMs();
+        this.readEpoch++;
       },
       record: (name, chunk, start, end) => this.onRecord(launcherProcess, name, chunk, start, end),
       lines: (chunk, start, end, count) => this.onLines(launcherProcess, chunk, start, end, count),

@@ -59,6 +59,17 @@ export interface HashEntry {
   error?: string;
 }
 
+/**
+ * The addon's stamp results by column, in the order of the paths it was given: each file's 64 hex
+ * digits end to end (spaces for a failed one), 1 written / 0 already current / -1 failed, and the
+ * failures' messages.
+ */
+interface AddonStampColumns {
+  hashes: string;
+  written: Int8Array;
+  errors: Array<[index: number, message: string]>;
+}
+
 interface AddonVerifyReport {
   checked: number;
   ok: number;
@@ -93,11 +104,12 @@ interface CancelToken {
 
 /** What dist/bin/spython_trust.node exports (native/addon/trust.cc). */
 export interface TrustAddon {
-  stamp(paths: string[], options?: AddonJobOptions, onProgress?: ProgressCallback): Promise<StampEntry[]>;
+  stamp(paths: string[], options?: AddonJobOptions, onProgress?: ProgressCallback): Promise<AddonStampColumns>;
   verify(paths: string[], options?: AddonJobOptions, onProgress?: ProgressCallback): Promise<AddonVerifyReport>;
   hashFiles(paths: string[], options?: AddonJobOptions, onProgress?: ProgressCallback): Promise<HashEntry[]>;
   sha256File(path: string): Promise<string>;
-  walk(paths: string[], options?: WalkOptions & { token?: CancelToken }): Promise<string[]>;
+  /** The files found, separated by NUL (which no path holds). */
+  walk(paths: string[], options?: WalkOptions & { token?: CancelToken }): Promise<string>;
   keygen(privatePem: string, publicPem: string): void;
   signManifest(manifestPath: string, privatePem: string): void;
   CancelToken: new () => CancelToken;
@@ -234,7 +246,8 @@ export async function expandTree(paths: string[], options: ExpandOptions & { sig
   if (options.exempt?.length) walk.exempt = options.exempt.map((d) => path.resolve(d));
   if (options.extensions) walk.extensions = options.extensions;
   const roots = paths.map((p) => path.resolve(p));
-  return withCancel(options.signal, (token) => loadTrustAddon().walk(roots, { ...walk, token }));
+  const listed = await withCancel(options.signal, (token) => loadTrustAddon().walk(roots, { ...walk, token }));
+  return listed === '' ? [] : listed.split('\0');
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -337,6 +350,17 @@ function compileWith(python: string, files: Array<[string, boolean]>, signal?: A
   });
 }
 
+/** One entry per file stamped, from the addon's columns. */
+function stampEntries(paths: string[], columns: AddonStampColumns): StampEntry[] {
+  const errors = new Map(columns.errors);
+  const digits = 64;
+  return paths.map((file, i) => {
+    const written = columns.written[i];
+    if (written < 0) return { path: file, error: errors.get(i) };
+    return { path: file, hash: columns.hashes.slice(i * digits, (i + 1) * digits), written: written === 1 };
+  });
+}
+
 /**
  * Stamps the code files under `paths` for verifyImports "xattr": the SHA-256 of each, as 64 lowercase
  * hex digits, in the xattr (mkxattr.py's contract), rewriting it only when it differs. With `python`,
@@ -369,7 +393,8 @@ export async function stamp(paths: string[], options: StampOptions = {}): Promis
   }
 
   const all = compiled.compiled.length ? [...new Set([...files, ...compiled.compiled])].sort() : files;
-  const entries = await withCancel(signal, (token) => addon.stamp(all, { ...job, token }, progress('stamp')));
+  const columns = await withCancel(signal, (token) => addon.stamp(all, { ...job, token }, progress('stamp')));
+  const entries = stampEntries(all, columns);
   const failed = entries.filter((e) => e.error !== undefined);
   return {
     entries,

@@ -65,17 +65,26 @@ interface CategoryMatcher {
   conditional: Map<string, (args: readonly unknown[]) => boolean>;
 }
 
-const MATCHERS: CategoryMatcher[] = EVENT_CATEGORIES.filter((c) => c.id !== DENIED_CATEGORY).map((category) => {
-  const conditional = new Map<string, (args: readonly unknown[]) => boolean>();
-  for (const rule of category.rules) {
-    if (rule.condition) conditional.set(rule.event, CONDITION_MIRRORS[rule.event] ?? (() => false));
-  }
-  return {
-    id: category.id,
-    always: eventMatcher(category.rules.filter((r) => !r.condition).map((r) => r.event)),
-    conditional,
-  };
-});
+let matchers: CategoryMatcher[] | undefined;
+
+/**
+ * Made on first use: compiling the categories' globs (~1 ms) is then done by a run while the launcher
+ * starts, and never by the commands that show no event (stamp, verify).
+ */
+function categoryMatchers(): CategoryMatcher[] {
+  matchers ??= EVENT_CATEGORIES.filter((c) => c.id !== DENIED_CATEGORY).map((category) => {
+    const conditional = new Map<string, (args: readonly unknown[]) => boolean>();
+    for (const rule of category.rules) {
+      if (rule.condition) conditional.set(rule.event, CONDITION_MIRRORS[rule.event] ?? (() => false));
+    }
+    return {
+      id: category.id,
+      always: eventMatcher(category.rules.filter((r) => !r.condition).map((r) => r.event)),
+      conditional,
+    };
+  });
+  return matchers;
+}
 
 /** Decisions per event name: a category id, or undefined when the arguments decide. */
 const byName = new Map<string, string | undefined>();
@@ -85,7 +94,7 @@ export function categoryOf(record: Pick<AuditRecord, 'event' | 'args'>): string 
   const name = record.event;
   const decided = categoryByName(name);
   if (decided !== undefined) return decided;
-  for (const matcher of MATCHERS) {
+  for (const matcher of categoryMatchers()) {
     const test = matcher.conditional.get(name);
     if (test && Array.isArray(record.args) && test(record.args)) return matcher.id;
   }
@@ -97,7 +106,7 @@ export function categoryByName(name: string): string | undefined {
   let decided = byName.get(name);
   if (decided === undefined && !byName.has(name)) {
     let conditional = false;
-    for (const matcher of MATCHERS) {
+    for (const matcher of categoryMatchers()) {
       if (matcher.always(name)) {
         decided = matcher.id;
         break;

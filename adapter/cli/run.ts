@@ -292,9 +292,10 @@ export async function runCommand(program: string | undefined, args: string[], fl
             term.say('Nothing to deny here (no operation is waiting): c continues.\n');
             continue;
           }
-          safely(() => engine.resume(stop.threadId, 'deny'));
           stats.addDenial(stop.record, 'debugger');
+          // Said before the program resumes: its own output on the same terminal would race the line.
           term.say(`${c.red(`Denied: ${stop.record.event} raises PermissionError.`)}\n`);
+          safely(() => engine.resume(stop.threadId, 'deny'));
           return;
         }
         if (text === 'n' || text === 'next') {

@@ -191,6 +191,12 @@ spy_read_hash(int fd, off_t st_size, size_t limit, char **keep, size_t *kept,
             return SPY_VERIFY_TOO_LARGE;
         }
         spy_sha256_update(&ctx, dst, (size_t)n);
+        /* As many bytes as fstat said, and the one asked for beyond them
+         * did not come: that is the end, without one more read to see 0
+         * (a file with no size of its own, as in /proc, reads on). */
+        if (total == hint && (size_t)n < room) {
+            break;
+        }
     }
     spy_sha256_final(&ctx, digest);
     if (keep != NULL) {
@@ -364,21 +370,12 @@ spy_verify_fd(int fd, const struct spy_verify_options *o, char **contents,
 }
 
 /* Opens for reading without blocking on a FIFO (the checks refuse it
- * anyway), then drops O_NONBLOCK again for the reads. */
+ * anyway).  O_NONBLOCK stays: it means nothing for a regular file (open(2)),
+ * and the callers read nothing else. */
 static int
 spy_open_read(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    int flags;
-
-    if (fd < 0) {
-        return -1;
-    }
-    flags = fcntl(fd, F_GETFL);
-    if (flags >= 0 && (flags & O_NONBLOCK)) {
-        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    }
-    return fd;
+    return open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 }
 
 enum spy_verify_result

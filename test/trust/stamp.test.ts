@@ -78,6 +78,12 @@ test('expandTree keeps .py and .pyc, follows directory symlinks once, and skips 
     path.join(root, 'README.txt'),
     path.join(root, 'nope.py'),
   ]);
+
+  // A tree without code files lists nothing (not one empty path), and stamping it stamps nothing.
+  const empty = tempDir();
+  writeTree(empty, { 'README.txt': 'no code\n' });
+  assert.deepEqual(await expandTree([empty]), []);
+  assert.deepEqual((await stamp([empty])).entries, []);
 });
 
 test('stamp then verify: every file OK, the xattr is the lowercase hex SHA-256, restamping writes nothing', async () => {
@@ -101,6 +107,29 @@ test('stamp then verify: every file OK, the xattr is the lowercase hex SHA-256, 
   const again = await stamp([root]);
   assert.equal(again.written, 0);
   assert.equal(again.current, 5);
+});
+
+test('stamp and verify hash files of every size whole: empty, one read, exactly and just past 64 KiB reads', async () => {
+  // The reads stop once fstat's size is in and the byte asked for beyond it did not come.
+  const root = tempDir();
+  const sizes = [0, 1, 2047, 65535, 65536, 65537, 131072, (1 << 20) + 7];
+  const files = sizes.map((n) => {
+    const file = path.join(root, `f${n}.py`);
+    fs.writeFileSync(file, crypto.randomBytes(n));
+    return file;
+  });
+  const report = await stamp([root]);
+  assert.deepEqual(
+    report.entries.map((e) => [path.basename(e.path), e.hash]),
+    files.sort().map((f) => [path.basename(f), sha(fs.readFileSync(f))]),
+  );
+  assert.deepEqual((await verify([root])).failures, []);
+  // A byte changed at the very end is seen.
+  const last = files.find((f) => f.endsWith(`f${(1 << 20) + 7}.py`))!;
+  const fd = fs.openSync(last, 'r+');
+  fs.writeSync(fd, Buffer.from([0x41 ^ fs.readFileSync(last)[(1 << 20) + 6]]), 0, 1, (1 << 20) + 6);
+  fs.closeSync(fd);
+  assert.deepEqual((await verify([root])).failures.map((f) => [path.basename(f.path), f.reason]), [[path.basename(last), 'hash mismatch']]);
 });
 
 test('a tampered file fails with "hash mismatch", naming both hashes; the rest stay OK', async () => {
