@@ -200,6 +200,17 @@ async function connectedServer(created: Promise<ChannelServer>): Promise<{
   };
 }
 
+/** A fake launcher that has said hello and been welcomed, with the server's side of its connection. */
+async function welcomedLauncher(
+  server: ChannelServer,
+  next: () => Promise<{ connection: ChannelConnection; log: Log }>,
+): Promise<{ fake: FakeLauncher; connection: ChannelConnection; log: Log }> {
+  const fake = await FakeLauncher.connect(server);
+  await fake.write(helloLine(server.env.SPYTHON_TOKEN));
+  await fake.waitFor('welcome');
+  return { fake, ...(await next()) };
+}
+
 /**
  * A Duplex standing in for a socket: data is injected by hand, writes are captured. Each injected
  * chunk arrives as a socket reading into a reused buffer delivers it, and is scribbled over once it has
@@ -404,10 +415,7 @@ for (const reuseReadBuffer of [true, false]) {
     test('control messages: exit sets exitStatus, error and unknown types are passed on', async () => {
       const { server, next } = await serverWithConnection();
       try {
-        const fake = await FakeLauncher.connect(server);
-        await fake.write(helloLine(server.env.SPYTHON_TOKEN));
-        await fake.waitFor('welcome');
-        const { connection, log } = await next();
+        const { fake, connection, log } = await welcomedLauncher(server, next);
         await fake.write(
           RECORDS[0] +
             '\n' +
@@ -461,10 +469,7 @@ for (const reuseReadBuffer of [true, false]) {
     test('malformed lines are protocol errors; the connection goes on', async () => {
       const { server, next } = await serverWithConnection();
       try {
-        const fake = await FakeLauncher.connect(server);
-        await fake.write(helloLine(server.env.SPYTHON_TOKEN));
-        await fake.waitFor('welcome');
-        const { connection, log } = await next();
+        const { fake, connection, log } = await welcomedLauncher(server, next);
         const bad = [
           'not json at all',
           '',
@@ -497,10 +502,7 @@ for (const reuseReadBuffer of [true, false]) {
     test('an oversized line is a protocol error and is skipped; a line of exactly 1 MiB is not', async () => {
       const { server, next } = await serverWithConnection();
       try {
-        const fake = await FakeLauncher.connect(server);
-        await fake.write(helloLine(server.env.SPYTHON_TOKEN));
-        await fake.waitFor('welcome');
-        const { connection, log } = await next();
+        const { fake, connection, log } = await welcomedLauncher(server, next);
 
         const exact = Buffer.alloc(MAX_LINE_BYTES, 0x61);
         Buffer.from('{"event":"big","args":["').copy(exact);
@@ -586,10 +588,7 @@ for (const reuseReadBuffer of [true, false]) {
     test('send() writes one JSON line; ping() resolves on the matching pong', async () => {
       const { server, next } = await serverWithConnection();
       try {
-        const fake = await FakeLauncher.connect(server);
-        await fake.write(helloLine(server.env.SPYTHON_TOKEN));
-        await fake.waitFor('welcome');
-        const { connection, log } = await next();
+        const { fake, connection, log } = await welcomedLauncher(server, next);
         assert.equal(connection.send({ type: 'custom', text: 'a\nb' }), true);
         const custom = await fake.waitFor('custom');
         assert.deepEqual(custom, { type: 'custom', text: 'a\nb' });
@@ -740,10 +739,7 @@ for (const reuseReadBuffer of [true, false]) {
     test('throughput: 200k records over a real socket', async (t) => {
       const { server, next } = await serverWithConnection();
       try {
-        const fake = await FakeLauncher.connect(server);
-        await fake.write(helloLine(server.env.SPYTHON_TOKEN));
-        await fake.waitFor('welcome');
-        const { connection, log } = await next();
+        const { fake, connection, log } = await welcomedLauncher(server, next);
         const batch = Buffer.from(Array.from({ length: 1000 }, (_, i) => record(i % 2 ? 'open' : 'exec', i) + '\n').join(''));
         let opens = 0;
         connection.on('record', (name) => {
