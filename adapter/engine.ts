@@ -707,9 +707,9 @@ export class Engine extends EventEmitter {
     }
     // Only a refused record ends with a string (`"denied":"…"}`).
     if (!tally.readEach && chunk[end - 2] !== QUOTE && launcherProcess.reader.sameAsLatest(name, chunk, start, end)) {
-      // Shown only when raised by program code: where it was raised is in its bytes.
-      const counted =
-        tally.elsewhere && !launcherProcess.reader.raisedByProgramCode(name, chunk, start, end) ? tally.elsewhere : tally.readNow ? undefined : tally;
+      let counted = tally.readNow ? undefined : tally;
+      // Of a name shown only when raised by program code, one raised elsewhere (its bytes say) is hidden.
+      if (tally.elsewhere && !launcherProcess.reader.raisedByProgramCode(name, chunk, start, end)) counted = tally.elsewhere;
       if (counted) {
         if (counted.count++ === 0) launcherProcess.counted.push(counted);
         return;
