@@ -282,7 +282,10 @@ describe('the extension in VS Code (code-server)', { timeout: 60 * 60_000 }, () 
       await session.screenshot('08a-child-session-paused');
       const frames = await callStack.locator('.monaco-list-row').allInnerTexts();
       assert.ok(frames.some((t) => /child\.py/.test(t) && t.includes('2:1')), frames.join('\n'));
-      await wb.pressKey('F5');
+      // The child's frame selected first, so Continue acts on its session and not on the program's
+      // (running, where F5 would start another session), which may have been focused last.
+      await callStack.locator('.monaco-list-row', { hasText: 'child.py' }).first().click();
+      await wb.debugAction('Continue').click();
       const done = path.join(session.workspace, 'parent-done.txt');
       await waitUntil('the program to finish after its child', async () => fs.existsSync(done) && fs.readFileSync(done, 'utf8') === 'child exited 0', 90_000);
       await wb.waitForSessionEnd();
