@@ -67,6 +67,32 @@ spy_utf8_prefix(const char *s, size_t n, size_t max)
     return max;
 }
 
+/* Code point cp as UTF-8 into out (room for 4); returns its length. */
+static inline size_t
+spy_utf8_encode(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
 /* A JSON string literal of the NUL-terminated text s, at most max bytes
  * of it: when longer, cut at a character boundary and ended with "...". */
 void spy_buf_put_json_text(struct spy_buf *b, const char *s, size_t max);

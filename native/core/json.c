@@ -1,5 +1,7 @@
 #include "json.h"
 
+#include "buf.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -355,31 +357,6 @@ spy_json_elements(const struct spy_json_value *array,
     return walk_container(array, 0, visit, ctx);
 }
 
-static size_t
-put_utf8(char *out, unsigned int cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 static unsigned int
 read_hex4(const char *p)
 {
@@ -432,7 +409,7 @@ spy_json_string(const struct spy_json_value *v, char *out, size_t out_size)
             if (cp >= 0xD800 && cp <= 0xDFFF) {
                 cp = 0xFFFD;                    /* lone surrogate */
             }
-            k = put_utf8(tmp, cp);
+            k = spy_utf8_encode(tmp, cp);
         }
         if (n + k >= out_size) {
             break;

@@ -16,32 +16,6 @@ static const char HEX[] = "0123456789abcdef";
 
 static void render(struct walk *w, PyObject *o);
 
-/* c as UTF-8 into u (room for 4); returns its length. */
-static size_t
-encode_utf8(char *u, uint32_t c)
-{
-    if (c < 0x80) {
-        u[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        u[0] = (char)(0xC0 | (c >> 6));
-        u[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        u[0] = (char)(0xE0 | (c >> 12));
-        u[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    u[0] = (char)(0xF0 | (c >> 18));
-    u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    u[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    u[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
 static void
 put_hex_escape(struct spy_buf *b, char kind, uint32_t c, int digits)
 {
@@ -130,7 +104,7 @@ put_code_points(struct spy_buf *b, const uint32_t *points, Py_ssize_t n,
             put_text(b, chunk, len, style, quote);
             len = 0;
         }
-        len += encode_utf8(chunk + len, c);
+        len += spy_utf8_encode(chunk + len, c);
     }
     put_text(b, chunk, len, style, quote);
 }
