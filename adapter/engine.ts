@@ -19,7 +19,7 @@ import { LauncherConfig, LaunchPlan } from './config';
 import { FloodControl, monotonicMs, OutputBudget } from './flood';
 import { ProcessTree } from './peers';
 import { localizeBody, RemoteReferences } from './inspection';
-import { AuditRecord, eventSummary, ReceivedRecord, RecordReader } from './records';
+import { AuditRecord, endsRefused, eventSummary, ReceivedRecord, RecordReader } from './records';
 import { ChildRelay, ChildTarget, connectToRelay } from './relay';
 
 export type ResumeAction = 'allow' | 'deny' | 'step';
@@ -155,7 +155,6 @@ export interface Engine {
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
-const QUOTE = 0x22;
 /** Threads tracked for the Threads view; past this many, new ones are not announced. */
 const MAX_THREADS = 256;
 /** How often held-back lines are summarised. */
@@ -705,8 +704,7 @@ export class Engine extends EventEmitter {
       tally.readEach = this.readsEach(launcherProcess, name);
       tally.readNow = tally.readEach || (tally.shown && this.flood.wouldAdmit(name));
     }
-    // Only a refused record ends with a string (`"denied":"…"}`).
-    if (!tally.readEach && chunk[end - 2] !== QUOTE && launcherProcess.reader.sameAsLatest(name, chunk, start, end)) {
+    if (!tally.readEach && !endsRefused(chunk, end) && launcherProcess.reader.sameAsLatest(name, chunk, start, end)) {
       let counted = tally.readNow ? undefined : tally;
       // Of a name shown only when raised by program code, one raised elsewhere (its bytes say) is hidden.
       if (tally.elsewhere && !launcherProcess.reader.raisedByProgramCode(name, chunk, start, end)) counted = tally.elsewhere;

@@ -48,6 +48,14 @@ export interface RecordIdentity {
 
 const QUOTE = 0x22;
 const COMMA = 0x2c;
+
+/**
+ * Whether the record whose bytes end at `end` (newline excluded) was refused: only a refused record
+ * ends in a string (`"denied":"…"}`), so this needs no parsing.
+ */
+export function endsRefused(bytes: Buffer, end: number): boolean {
+  return bytes[end - 2] === QUOTE;
+}
 const LETTER_F = 0x66;
 /** A record's keys up to `args` come in a fixed order (docs/protocol.md, "Event records"). */
 const PID_KEY = Buffer.from(',"pid":');
@@ -95,9 +103,9 @@ export class ReceivedRecord {
     return this.identity.thread;
   }
 
-  /** The policy that refused the operation: only a refused record ends in a string (`"denied":"…"}`). */
+  /** The policy that refused the operation. */
   get denied(): string | undefined {
-    return this.line[this.line.length - 2] === QUOTE ? this.record.denied : undefined;
+    return endsRefused(this.line, this.line.length) ? this.record.denied : undefined;
   }
 
   get file(): string | undefined {
