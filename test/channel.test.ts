@@ -21,6 +21,7 @@ import {
 import { RecordReader } from '../adapter/records';
 import { collect, runProcess } from './helpers/run';
 import { interpreters, LAUNCHER, REPO_ROOT } from './helpers/interpreters';
+import { until } from './helpers/fixtures';
 
 // ---------------------------------------------------------------------------------------------
 // fixtures
@@ -68,14 +69,6 @@ const NAMES = ['open', 'exec', 'socket.connect', 'os.system', 'compile'];
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
 }
 
 /** A fake launcher: a client socket plus the lines the reader sent back. */

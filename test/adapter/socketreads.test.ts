@@ -12,12 +12,15 @@ import { Writable } from 'node:stream';
 import { ChannelConnection, ChannelServer, JsonlWriter } from '../../adapter/channel';
 import { ReceivedRecord, RecordReader } from '../../adapter/records';
 import { READ_BUFFER_BYTES, ReusedBufferReads } from '../../adapter/socketreads';
-import { tempDir, writeFile } from '../helpers/fixtures';
+import { tempDir, until, writeFile } from '../helpers/fixtures';
 import { launcherBuilt, LAUNCHER, pythonFor } from '../helpers/interpreters';
 import { runProcess } from '../helpers/run';
 
-/** A server like the channel's (paused on connect) and a client connected to it. */
-async function acceptedPair(pauseOnConnect = true): Promise<{ accepted: net.Socket; client: net.Socket; server: net.Server; dir: string }> {
+/**
+ * A server like the channel's (paused on connect) and a client connected to it; `close` ends the client,
+ * the server and its directory.
+ */
+async function acceptedPair(pauseOnConnect = true): Promise<{ accepted: net.Socket; client: net.Socket; close: () => Promise<void> }> {
   const dir = tempDir('spython-reads-');
   const server = net.createServer({ pauseOnConnect });
   const socketPath = path.join(dir, 'sock');
@@ -25,24 +28,24 @@ async function acceptedPair(pauseOnConnect = true): Promise<{ accepted: net.Sock
   const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
   const client = net.connect(socketPath);
   await new Promise<void>((resolve) => client.once('connect', resolve));
-  return { accepted: await accepted, client, server, dir };
+  const close = async (): Promise<void> => {
+    client.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return { accepted: await accepted, client, close };
 }
 
 function write(socket: net.Socket, data: Buffer | string): Promise<void> {
   return new Promise((resolve, reject) => socket.write(data, (err) => (err ? reject(err) : resolve())));
 }
 
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
+/** How long a test waits for bytes on a local socket. */
+const READ_TIMEOUT_MS = 10_000;
 
 describe('ReusedBufferReads', () => {
   test('an accepted socket reads every piece into the same buffer, writes, ends and closes', async () => {
-    const { accepted, client, server, dir } = await acceptedPair();
+    const { accepted, client, close } = await acceptedPair();
     try {
       const reads = ReusedBufferReads.wrap(accepted);
       assert.ok(reads, 'Node 20 lets an accepted socket be re-made with onread');
@@ -60,7 +63,7 @@ describe('ReusedBufferReads', () => {
       for (const piece of pieces) {
         await write(client, piece);
         sent += piece.length;
-        await until(() => received.reduce((n, b) => n + b.length, 0) === sent, 'the piece to be read');
+        await until(() => received.reduce((n, b) => n + b.length, 0) === sent, 'the piece to be read', READ_TIMEOUT_MS);
       }
       assert.equal(Buffer.concat(received).toString('latin1'), pieces.join(''));
       assert.ok(received.length >= 5, `${received.length} reads`);
@@ -72,14 +75,12 @@ describe('ReusedBufferReads', () => {
       await ended;
       await closed;
     } finally {
-      client.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      fs.rmSync(dir, { recursive: true, force: true });
+      await close();
     }
   });
 
   test('pause() stops reading until resume(); a false from the taker stops it too', async () => {
-    const { accepted, client, server, dir } = await acceptedPair();
+    const { accepted, client, close } = await acceptedPair();
     try {
       const reads = ReusedBufferReads.wrap(accepted)!;
       let bytes = 0;
@@ -93,25 +94,23 @@ describe('ReusedBufferReads', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(bytes, 0);
       reads.socket.resume();
-      await until(() => bytes === 1000, 'the bytes after resume()');
+      await until(() => bytes === 1000, 'the bytes after resume()', READ_TIMEOUT_MS);
       stopAt = 1500;
       await write(client, 'b'.repeat(1000));
-      await until(() => bytes === 2000, 'the read that says stop');
+      await until(() => bytes === 2000, 'the read that says stop', READ_TIMEOUT_MS);
       await write(client, 'c'.repeat(1000));
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(bytes, 2000);
       stopAt = -1;
       reads.socket.resume();
-      await until(() => bytes === 3000, 'the bytes after resume()');
+      await until(() => bytes === 3000, 'the bytes after resume()', READ_TIMEOUT_MS);
     } finally {
-      client.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      fs.rmSync(dir, { recursive: true, force: true });
+      await close();
     }
   });
 
   test('emitData(): the bytes then come as data events of their own, piped with backpressure', async () => {
-    const { accepted, client, server, dir } = await acceptedPair();
+    const { accepted, client, close } = await acceptedPair();
     try {
       const reads = ReusedBufferReads.wrap(accepted)!;
       const taken: Buffer[] = [];
@@ -119,7 +118,7 @@ describe('ReusedBufferReads', () => {
         taken.push(Buffer.from(chunk));
       });
       await write(client, 'before\n');
-      await until(() => taken.length > 0, 'the first read');
+      await until(() => taken.length > 0, 'the first read', READ_TIMEOUT_MS);
       reads.socket.pause();
       reads.emitData();
       // A slow destination: each 'data' must stay intact after later reads reused the buffer.
@@ -141,24 +140,20 @@ describe('ReusedBufferReads', () => {
       assert.ok(Buffer.concat(chunks).equals(body), 'the piped bytes are the ones sent');
       assert.ok(new Set(chunks.map((c) => c.buffer)).size > 1, 'each data event has a buffer of its own');
     } finally {
-      client.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      fs.rmSync(dir, { recursive: true, force: true });
+      await close();
     }
   });
 
   test('a socket that already reads is left as it is', async () => {
-    const { accepted, client, server, dir } = await acceptedPair(false);
+    const { accepted, client, close } = await acceptedPair(false);
     try {
       assert.equal(ReusedBufferReads.wrap(accepted), undefined);
       const received = new Promise<string>((resolve) => accepted.once('data', (chunk) => resolve(chunk.toString())));
       await write(client, 'still read\n');
       assert.equal(await received, 'still read\n');
     } finally {
-      client.destroy();
       accepted.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      fs.rmSync(dir, { recursive: true, force: true });
+      await close();
     }
   });
 });

@@ -73,3 +73,12 @@ export function isolatedEnv(extra: Record<string, string | undefined> = {}): Rec
     ...extra,
   };
 }
+
+/** Polls `cond` every 2 ms until it holds; fails after `timeoutMs`, naming what it waited for. */
+export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
