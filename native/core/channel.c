@@ -3,6 +3,7 @@
 
 #include "buf.h"
 #include "debug.h"
+#include "fdtable.h"
 #include "json.h"
 #include "stream.h"
 
@@ -315,6 +316,10 @@ control_reader_main(void *arg)
 
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    if (spy_fdtable_go_private()) {
+        /* Its own reference to the socket, kept while it reads. */
+        r->fd = spy_fdtable_reach(r->fd);
+    }
     while (read_line(r, &line, &n, &too_long, -1)) {
         if (too_long) {
             spy_channel_protocol_error("control message longer than 1 MiB", line, n);

@@ -3,6 +3,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "fdtable.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -90,7 +91,7 @@ spy_fatal(const char *message, const char *detail)
          detail != NULL ? strlen(detail) : 0},
         {(void *)"\n", 1},
     };
-    ssize_t ignored = writev(STDERR_FILENO, iov, 5);
+    ssize_t ignored = writev(spy_fdtable_reach(STDERR_FILENO), iov, 5);
 
     (void)ignored;
     syscall(SYS_exit_group, SPY_EXIT_LAUNCHER_ERROR);
@@ -123,14 +124,14 @@ remember_identity(struct destination *d)
 
 /* The program can close or replace any descriptor with a raw system call
  * (fdguard.c stops the libc ones): a record must never go to whatever
- * took the number over. */
+ * took the number over.  `fd` is d->fd as this thread reaches it. */
 static void
-check_identity(const struct destination *d)
+check_identity(const struct destination *d, int fd)
 {
     struct stat st;
     char detail[64];
 
-    if (fstat(d->fd, &st) == 0 && st.st_dev == d->dev
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == d->dev
         && st.st_ino == d->ino) {
         return;
     }
@@ -145,10 +146,12 @@ check_identity(const struct destination *d)
 static void
 write_all(const struct destination *d, const char *p, size_t n)
 {
-    check_identity(d);
+    int fd = spy_fdtable_reach(d->fd);
+
+    check_identity(d, fd);
     while (n > 0) {
-        ssize_t k = d->is_socket ? send(d->fd, p, n, MSG_NOSIGNAL)
-                                 : write(d->fd, p, n);
+        ssize_t k = d->is_socket ? send(fd, p, n, MSG_NOSIGNAL)
+                                 : write(fd, p, n);
         if (k < 0) {
             if (errno == EINTR) {
                 continue;
@@ -163,6 +166,7 @@ write_all(const struct destination *d, const char *p, size_t n)
         p += k;
         n -= (size_t)k;
     }
+    spy_fdtable_release(fd);
 }
 
 static void
@@ -203,6 +207,7 @@ flusher_main(void *unused)
     /* Process signals belong to the threads that run Python. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    spy_fdtable_go_private();
     for (;;) {
         nanosleep(&interval, NULL);
         if (S.watch != NULL) {
@@ -544,7 +549,10 @@ spy_stream_verify(void)
 {
     for (int i = 0; i < S.ndests; i++) {
         if (S.dests[i].fd >= 0 && getpid() == S.pid) {
-            check_identity(&S.dests[i]);
+            int fd = spy_fdtable_reach(S.dests[i].fd);
+
+            check_identity(&S.dests[i], fd);
+            spy_fdtable_release(fd);
         }
     }
 }
@@ -560,7 +568,10 @@ spy_stream_close(void)
     S.closed = 1;
     for (int i = 0; i < S.ndests; i++) {
         if (S.dests[i].is_socket && S.dests[i].fd >= 0) {
-            shutdown(S.dests[i].fd, SHUT_WR);
+            int fd = spy_fdtable_reach(S.dests[i].fd);
+
+            shutdown(fd, SHUT_WR);
+            spy_fdtable_release(fd);
         }
     }
     unlock_stream();
