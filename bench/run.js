@@ -441,7 +441,14 @@ function report(info) {
     }
     const cli = rowOf('storm', 'cli');
     if (cli) {
-      targets.push(['CLI end to end ≤ 3× on the storm', `${fmt(cli.ratio.median)}×`, cli.ratio.median <= 3]);
+      // What bounds it from below, measured in the same rounds: the CLI's start-up and the launcher alone.
+      const startupRow = rowOf('storm', 'cli-startup');
+      const launcherRow = rowOf('storm', 'launcher');
+      const bounds = [
+        startupRow && `its start-up alone ${fmt(startupRow.ratio.median)}×`,
+        launcherRow && `the launcher alone ${fmt(launcherRow.ratio.median)}×`,
+      ].filter(Boolean);
+      targets.push(['CLI end to end ≤ 3× on the storm', `${fmt(cli.ratio.median)}×${bounds.length ? ` (${bounds.join(', ')})` : ''}`, cli.ratio.median <= 3]);
       // What one more event costs end to end, the CLI's start-up left out (paired, round by round).
       const startup = storm.samples.get('cli-startup').seconds;
       const marginalNs = summary(storm.samples.get('cli').seconds.map((t, i) => ((t - startup[i]) / SIZE.storm) * 1e9));
@@ -466,7 +473,15 @@ function report(info) {
     if (row) targets.push([`launcher ≤ ${limit.toFixed(2)}× on ${section}`, `${fmt(row.ratio.median, 3)}×`, row.ratio.median <= limit]);
   }
   const cliFiles = rowOf('fileio', 'cli');
-  if (cliFiles) targets.push(['CLI end to end ≤ 1.10× on file I/O', `${fmt(cliFiles.ratio.median, 3)}×`, cliFiles.ratio.median <= 1.1]);
+  if (cliFiles) {
+    // The CLI's start-up (the storm section's program raising no event) against plain python's whole run.
+    const startupRow = rowOf('storm', 'cli-startup');
+    const plainFiles = rowOf('fileio', 'plain');
+    const context = startupRow && plainFiles
+      ? ` (the CLI's start-up alone: ${fmt(startupRow.seconds.median, 3)} s, measured in the storm section, against plain python's ${fmt(plainFiles.seconds.median, 3)} s for the whole workload)`
+      : '';
+    targets.push(['CLI end to end ≤ 1.10× on file I/O', `${fmt(cliFiles.ratio.median, 3)}×${context}`, cliFiles.ratio.median <= 1.1]);
+  }
   for (const section of ['imports', 'storm']) {
     const plain = rowOf(section, 'plain');
     const launcher = rowOf(section, 'launcher');
