@@ -136,6 +136,13 @@ check_identity(const struct destination *d, int fd)
         return;
     }
     snprintf(detail, sizeof(detail), "fd %d", d->fd);
+    if (fd < 0 && errno != EBADF) {
+        /* A helper thread was refused its way in (a seccomp filter the
+         * program installed for every thread): not the program's doing. */
+        snprintf(detail, sizeof(detail), "fd %d: %s", d->fd, strerror(errno));
+        spy_fatal("a launcher thread cannot reach the audit stream's "
+                  "descriptor; stopping the program", detail);
+    }
     spy_fatal(d->is_socket
               ? "the program closed or replaced the audit channel's "
                 "descriptor; stopping the program"
