@@ -188,8 +188,8 @@ export class Engine extends EventEmitter {
   childSessionCount = 0;
   /** The session's JSONL copy of every record. */
   runLog: string | undefined;
-  /** Removing old run logs from the runsDir (pruneRunLogs), begun with the session. */
-  private pruning: Promise<number> | undefined;
+  /** The directory of the session's own run log, pruned as it ends (pruneRunLogs); not for --jsonl. */
+  private runsDir: string | undefined;
 
   private plan!: LaunchPlan;
   /** The policies and settings of the program's own welcome (none for a process attached to). */
@@ -456,8 +456,7 @@ export class Engine extends EventEmitter {
     this.display = new EventDisplay(view.showEvents, view.hideEvents);
     this.writer = await openRunLog(view, this.options.runLog);
     this.runLog = this.writer.path;
-    // Only where the session's own copy goes: a file named by --jsonl is the user's to keep.
-    if (this.options.runLog === undefined) this.pruning = pruneRunLogs(view.runsDir).catch(() => 0);
+    if (this.options.runLog === undefined) this.runsDir = view.runsDir;
     this.writer.on('error', (err) => this.emit('notice', `Cannot write ${this.runLog}: ${err.message}`));
     this.summaryTimer = setInterval(() => this.reportHeldBack(), SUMMARY_INTERVAL_MS);
   }
@@ -566,7 +565,8 @@ export class Engine extends EventEmitter {
       ...[...this.relays].map((relay) => relay.close()),
       // A write error was reported by the writer's 'error' event already.
       this.writer?.close().catch(() => undefined),
-      this.pruning,
+      // At the end, off the start's path.
+      this.runsDir !== undefined ? pruneRunLogs(this.runsDir).catch(() => 0) : undefined,
     ]);
     this.emit('exited', this.exitCode);
     this.emit('ended');
@@ -1054,32 +1054,34 @@ const RUN_LOG_NAME = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-[\w.-]*-[0-9a-
 /**
  * Removes the run logs of `dir` past the newest `keep` or past `maxBytes` in all (oldest first, by the
  * time in their names), except those written in the last `activeMs`. Each session copies every record
- * there: without this, a day of large runs fills the disk. Resolves with how many it removed.
+ * there and calls this as it ends: without it, a day of large runs fills the disk. Resolves with how
+ * many it removed.
  */
 export async function pruneRunLogs(
   dir: string,
   { keep = RUN_LOGS_KEPT, maxBytes = RUN_LOGS_MAX_BYTES, activeMs = RUN_LOG_ACTIVE_MS, now = Date.now() } = {},
 ): Promise<number> {
   const names = (await fsp.readdir(dir)).filter((name) => RUN_LOG_NAME.test(name)).sort().reverse();
+  const stats = await Promise.all(names.map((name) => fsp.lstat(path.join(dir, name)).catch(() => undefined)));
+  const old: string[] = [];
   let kept = 0;
   let bytes = 0;
   let full = false;
-  let removed = 0;
-  for (const name of names) {
-    const file = path.join(dir, name);
-    const stat = await fsp.lstat(file).catch(() => undefined);
-    if (stat === undefined || !stat.isFile()) continue;
+  names.forEach((name, i) => {
+    const stat = stats[i];
+    if (stat === undefined || !stat.isFile()) return;
     const recent = now - stat.mtimeMs < activeMs;
     // From the first log past the budget on, every older one goes.
     full ||= !recent && (kept >= keep || (kept > 0 && bytes + stat.size > maxBytes));
     if (recent || !full) {
       kept++;
       bytes += stat.size;
-    } else if (await fsp.rm(file, { force: true }).then(() => true, () => false)) {
-      removed++;
+    } else {
+      old.push(path.join(dir, name));
     }
-  }
-  return removed;
+  });
+  const removed = await Promise.all(old.map((file) => fsp.rm(file, { force: true }).then(() => 1, () => 0)));
+  return removed.reduce<number>((n, r) => n + r, 0);
 }
 
 /** `chosen`, or `<runsDir>/<time>-<program>-<random>.jsonl`, readable by the user only. */
@@ -1092,7 +1094,5 @@ async function openRunLog(plan: ViewPlan, chosen?: string): Promise<JsonlWriter>
   const time = new Date().toISOString().replace(/[:.]/g, '-');
   const program = path.basename(plan.title).replace(/[^\w.-]+/g, '_');
   const file = path.join(plan.runsDir, `${time}-${program}-${crypto.randomBytes(3).toString('hex')}.jsonl`);
-  // Made before the writer opens it (later, in the background): pruneRunLogs then counts it.
-  await fsp.writeFile(file, '', { flag: 'wx', mode: 0o600 });
   return new JsonlWriter(file, { flags: 'w' });
 }

@@ -160,7 +160,7 @@ const launchProperties = {
   runsDir: {
     type: 'string',
     description:
-      "Where the session keeps a JSONL copy of every record. Default: the workspace's storage, where the audit lens and the Audit Events view read it. The newest 100 copies (at most 1 GiB in all) are kept: older ones are removed when a session starts, except any written in the last hour.",
+      "Where the session keeps a JSONL copy of every record. Default: the workspace's storage, where the audit lens and the Audit Events view read it. The newest 100 copies (at most 1 GiB in all) are kept: older ones are removed as a session ends, except any written in the last hour.",
   },
 };
 

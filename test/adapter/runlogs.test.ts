@@ -1,5 +1,5 @@
-// Each session copies every record to a run log in its runsDir ($TMPDIR/spython-runs by default): when a
-// session starts, the logs past the newest RUN_LOGS_KEPT, or past RUN_LOGS_MAX_BYTES in all, go (oldest
+// Each session copies every record to a run log in its runsDir ($TMPDIR/spython-runs by default): as a
+// session ends, the logs past the newest RUN_LOGS_KEPT, or past RUN_LOGS_MAX_BYTES in all, go (oldest
 // first), except those written within the last hour (a running session's). Nothing else in the
 // directory is touched, and a file named by --jsonl is never pruned.
 
