@@ -14,8 +14,6 @@
 #ifndef SPY_FDTABLE_H
 #define SPY_FDTABLE_H
 
-#include <sys/stat.h>
-
 /* Moves the calling thread to a table of its own; 1 if it did, 0 if it
  * stays on the process's. */
 int spy_fdtable_go_private(void);

@@ -122,20 +122,18 @@ remember_identity(struct destination *d)
     }
 }
 
-/* The program can close or replace any descriptor with a raw system call
- * (fdguard.c stops the libc ones): a record must never go to whatever
- * took the number over.  `fd` is d->fd as this thread reaches it. */
-static void
-check_identity(const struct destination *d, int fd)
+/* d's descriptor as this thread reaches it (spy_fdtable_reach; give it
+ * back with spy_fdtable_release), once it is known to be the file or
+ * socket attached.  The program can close or replace any descriptor with
+ * a raw system call (fdguard.c stops the libc ones): a record must never
+ * go to whatever took the number over. */
+static int
+reach_checked(const struct destination *d)
 {
+    int fd = spy_fdtable_reach(d->fd);
     struct stat st;
     char detail[64];
 
-    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == d->dev
-        && st.st_ino == d->ino) {
-        return;
-    }
-    snprintf(detail, sizeof(detail), "fd %d", d->fd);
     if (fd < 0 && errno != EBADF) {
         /* A helper thread was refused its way in (a seccomp filter the
          * program installed for every thread): not the program's doing. */
@@ -143,19 +141,24 @@ check_identity(const struct destination *d, int fd)
         spy_fatal("a launcher thread cannot reach the audit stream's "
                   "descriptor; stopping the program", detail);
     }
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == d->dev
+        && st.st_ino == d->ino) {
+        return fd;
+    }
+    snprintf(detail, sizeof(detail), "fd %d", d->fd);
     spy_fatal(d->is_socket
               ? "the program closed or replaced the audit channel's "
                 "descriptor; stopping the program"
               : "the program closed or replaced the audit log's "
                 "descriptor; stopping the program", detail);
+    return -1;
 }
 
 static void
 write_all(const struct destination *d, const char *p, size_t n)
 {
-    int fd = spy_fdtable_reach(d->fd);
+    int fd = reach_checked(d);
 
-    check_identity(d, fd);
     while (n > 0) {
         ssize_t k = d->is_socket ? send(fd, p, n, MSG_NOSIGNAL)
                                  : write(fd, p, n);
@@ -556,10 +559,7 @@ spy_stream_verify(void)
 {
     for (int i = 0; i < S.ndests; i++) {
         if (S.dests[i].fd >= 0 && getpid() == S.pid) {
-            int fd = spy_fdtable_reach(S.dests[i].fd);
-
-            check_identity(&S.dests[i], fd);
-            spy_fdtable_release(fd);
+            spy_fdtable_release(reach_checked(&S.dests[i]));
         }
     }
 }
