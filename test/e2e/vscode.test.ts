@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Session, startSession, waitUntil } from './harness';
+import { waitUntil } from '../helpers/fixtures';
+import { Session, startSession } from './harness';
 import { REPO_ROOT } from './setup';
 import { Workbench } from './workbench';
 

@@ -4,7 +4,7 @@
 // the workbench is still wiring up its keybindings.
 
 import { Locator, Page } from 'playwright-core';
-import { waitUntil } from './harness';
+import { waitUntil } from '../helpers/fixtures';
 
 export class Workbench {
   constructor(readonly page: Page) {}

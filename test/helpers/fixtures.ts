@@ -74,11 +74,25 @@ export function isolatedEnv(extra: Record<string, string | undefined> = {}): Rec
   };
 }
 
-/** Polls `cond` every 2 ms until it holds; fails after `timeoutMs`, naming what it waited for. */
-export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+/** Polls `check` until it returns a value other than undefined/false, or fails with `what`. */
+export async function waitUntil<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, everyMs = 250): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** waitUntil for a quick condition on local I/O: checked every 2 ms, for 5 s unless told. */
+export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  await waitUntil(what, cond, timeoutMs, 2);
 }
