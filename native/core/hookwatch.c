@@ -22,7 +22,7 @@ struct hook_entry {
 static struct hook_entry *volatile *head_slot;
 static struct hook_entry *entry;
 static spy_audit_hook_fn watched_hook;
-static volatile int stopped;
+static int stopped;                 /* atomic: set by the hook */
 
 /* Where in _PyRuntime the list's head points at `wanted`, or NULL (also
  * when two words do: which one is the head would be a guess). */
@@ -78,12 +78,16 @@ check(void)
 {
     struct hook_entry *head;
 
-    if (stopped) {
+    if (__atomic_load_n(&stopped, __ATOMIC_ACQUIRE)) {
         return;
     }
     head = *head_slot;
     if (head != entry || entry->hook != watched_hook) {
-        report_and_stop();
+        /* CPython clears its hooks right after the event that sets
+         * `stopped`: a change that raced with it is not tampering. */
+        if (!__atomic_load_n(&stopped, __ATOMIC_ACQUIRE)) {
+            report_and_stop();
+        }
     }
 }
 
@@ -121,5 +125,5 @@ spy_hookwatch_add(spy_audit_hook_fn hook)
 void
 spy_hookwatch_stop(void)
 {
-    stopped = 1;
+    __atomic_store_n(&stopped, 1, __ATOMIC_RELEASE);
 }

@@ -345,6 +345,7 @@ flusher_main(void *unused)
 {
     struct timespec tick;
     sigset_t all;
+    void (*watch)(void);
 
     (void)unused;
     tls_flusher = 1;
@@ -361,9 +362,10 @@ flusher_main(void *unused)
                 continue;
             }
             next_tick(&tick);
-            if (S.watch != NULL) {
+            watch = __atomic_load_n(&S.watch, __ATOMIC_ACQUIRE);
+            if (watch != NULL) {
                 unlock_stream();
-                S.watch();
+                watch();
                 lock_stream();
             }
             if (S.queued == NULL && S.used > 0 && !S.closed) {
@@ -491,7 +493,8 @@ spy_stream_add(int fd, int is_socket, const char *what)
 int
 spy_stream_active(void)
 {
-    return S.ndests > 0 && !S.closed;
+    /* Read without the lock (the hook, the control reader). */
+    return S.ndests > 0 && !__atomic_load_n(&S.closed, __ATOMIC_RELAXED);
 }
 
 void
@@ -503,7 +506,9 @@ spy_stream_set_reconnect(spy_stream_reconnect_fn reconnect)
 void
 spy_stream_set_watch(void (*watch)(void))
 {
-    S.watch = watch;
+    /* The flusher is already running: what `watch` reads was written
+     * before this store, and its load sees all of it. */
+    __atomic_store_n(&S.watch, watch, __ATOMIC_RELEASE);
 }
 
 static void
@@ -767,7 +772,7 @@ spy_stream_close(void)
     }
     lock_stream();
     flush_locked();
-    S.closed = 1;
+    __atomic_store_n(&S.closed, 1, __ATOMIC_RELAXED);
     pthread_cond_signal(&S.wake);
     for (int i = 0; i < S.ndests; i++) {
         if (S.dests[i].is_socket && S.dests[i].fd >= 0) {
