@@ -30,25 +30,11 @@ struct destination {
     ino_t ino;
 };
 
-/* Two buffers: records go into `data` while the flusher thread writes the
- * other one, so a full buffer costs the program a pointer swap rather
- * than the kernel's time for a batch, and the flusher's writes never hold
- * up a record.  The second buffer is always in exactly one of three
- * places: `spare` (free), `queued` (handed over, not yet taken) or
- * `in_flight` (being written by the flusher, outside the lock).  One
- * thread writes at a time, so batches stay in order. */
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t wake;            /* the flusher: a batch is queued */
-    pthread_cond_t written;         /* the batch in flight is out */
     volatile pid_t lock_owner;      /* for signal handlers: who holds it */
     char *data;
     volatile size_t used;           /* bytes of complete records only */
-    char *spare;
-    char *queued;
-    size_t queued_len;
-    char *in_flight;
-    int writing;                    /* atomic: the flusher is writing */
     uint64_t seq;
     /* seq as decimal text, counted up in place (most records change one
      * digit), with room for a fixed-size copy: see put_header. */
@@ -203,182 +189,50 @@ write_to_all(const char *p, size_t n)
     }
 }
 
-/* Caller holds the lock; gives it up while it waits. */
-static void
-wait_locked(pthread_cond_t *cond, const struct timespec *deadline)
-{
-    pid_t self = S.lock_owner;
-
-    S.lock_owner = 0;
-    if (deadline != NULL) {
-        pthread_cond_timedwait(cond, &S.lock, deadline);
-    }
-    else {
-        pthread_cond_wait(cond, &S.lock);
-    }
-    S.lock_owner = self;
-}
-
-/* SIGTERM is held back while the buffers change hands or bytes are in
- * flight from this thread, so its handler never writes a batch twice. */
-static void
-hold_term(sigset_t *old)
-{
-    sigset_t term;
-
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &term, old);
-}
-
-static void
-release_term(const sigset_t *old)
-{
-    pthread_sigmask(SIG_SETMASK, old, NULL);
-}
-
-/* Set in the flusher thread, which may record too (hookwatch.c). */
-static __thread int tls_flusher;
-
-/* Caller holds the lock: when this returns, `spare` is free.  Queued
- * batches are the flusher's to write; a caller that must see every record
- * out (`now`), or the flusher itself, writes one it has not taken yet. */
-static void
-free_spare_locked(int now)
-{
-    sigset_t old;
-
-    while (S.in_flight != NULL
-           || (S.queued != NULL && !now && !tls_flusher)) {
-        wait_locked(&S.written, NULL);
-    }
-    if (S.queued != NULL) {
-        hold_term(&old);
-        if (!S.closed) {
-            write_to_all(S.queued, S.queued_len);
-        }
-        S.spare = S.queued;
-        S.queued = NULL;
-        release_term(&old);
-    }
-}
-
-/* Caller holds the lock and has freed `spare`: hands the records so far
- * to the flusher. */
-static void
-queue_batch_locked(void)
-{
-    sigset_t old;
-
-    hold_term(&old);
-    S.queued = S.data;
-    S.queued_len = S.used;
-    S.data = S.spare;
-    S.spare = NULL;
-    S.used = 0;
-    release_term(&old);
-    pthread_cond_signal(&S.wake);
-}
-
-/* Caller holds the lock: writes out every record committed so far. */
+/* Caller holds the lock.  SIGTERM is held back while bytes are in flight
+ * so its handler never writes a batch twice. */
 static void
 flush_locked(void)
 {
-    sigset_t old;
+    sigset_t term, old;
 
-    free_spare_locked(1);
     if (S.used == 0 || S.closed) {
         return;
     }
-    hold_term(&old);
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old);
     write_to_all(S.data, S.used);
     S.used = 0;
-    release_term(&old);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Caller holds the lock and a batch is queued: writes it without the
- * lock, so the program goes on filling the other buffer meanwhile. */
-static void
-write_queued(void)
-{
-    char *batch = S.queued;
-    size_t len = S.queued_len;
-
-    S.queued = NULL;
-    S.in_flight = batch;
-    __atomic_store_n(&S.writing, 1, __ATOMIC_RELEASE);
-    unlock_stream();
-    write_to_all(batch, len);
-    __atomic_store_n(&S.writing, 0, __ATOMIC_RELEASE);
-    lock_stream();
-    S.in_flight = NULL;
-    S.spare = batch;
-    pthread_cond_broadcast(&S.written);
-}
-
-/* The next tick, SPY_STREAM_FLUSH_NS from now. */
-static void
-next_tick(struct timespec *tick)
-{
-    clock_gettime(CLOCK_MONOTONIC, tick);
-    tick->tv_nsec += SPY_STREAM_FLUSH_NS;
-    if (tick->tv_nsec >= 1000000000L) {
-        tick->tv_sec++;
-        tick->tv_nsec -= 1000000000L;
-    }
-}
-
-static int
-is_due(const struct timespec *tick)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > tick->tv_sec
-           || (now.tv_sec == tick->tv_sec && now.tv_nsec >= tick->tv_nsec);
-}
-
-/* Writes each batch handed over, and at every tick whatever is
- * buffered. */
 static void *
 flusher_main(void *unused)
 {
-    struct timespec tick;
+    const struct timespec interval = {0, SPY_STREAM_FLUSH_NS};
     sigset_t all;
     void (*watch)(void);
 
     (void)unused;
-    tls_flusher = 1;
     /* Process signals belong to the threads that run Python. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     spy_fdtable_go_private();
-    next_tick(&tick);
-    lock_stream();
-    while (!S.closed) {
-        if (S.queued == NULL) {
-            if (!is_due(&tick)) {
-                wait_locked(&S.wake, &tick);
-                continue;
-            }
-            next_tick(&tick);
-            watch = __atomic_load_n(&S.watch, __ATOMIC_ACQUIRE);
-            if (watch != NULL) {
-                unlock_stream();
-                watch();
-                lock_stream();
-            }
-            if (S.queued == NULL && S.used > 0 && !S.closed) {
-                queue_batch_locked();
-            }
-            if (S.queued == NULL) {
-                continue;
-            }
+    for (;;) {
+        nanosleep(&interval, NULL);
+        watch = __atomic_load_n(&S.watch, __ATOMIC_ACQUIRE);
+        if (watch != NULL) {
+            watch();
         }
-        write_queued();
+        lock_stream();
+        if (S.closed) {
+            unlock_stream();
+            return NULL;
+        }
+        flush_locked();
+        unlock_stream();
     }
-    unlock_stream();
-    return NULL;
 }
 
 static void
@@ -411,20 +265,6 @@ after_fork_parent(void)
     unlock_stream();
 }
 
-/* The flusher's timed wait runs on CLOCK_MONOTONIC, like its tick.  A
- * forked child starts them afresh: no thread of its waits on them. */
-static void
-init_conditions(void)
-{
-    pthread_condattr_t attr;
-
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&S.wake, &attr);
-    pthread_cond_init(&S.written, NULL);
-    pthread_condattr_destroy(&attr);
-}
-
 static void
 after_fork_child(void)
 {
@@ -445,7 +285,6 @@ after_fork_child(void)
             close(fd);
         }
     }
-    init_conditions();
     S.child_pending = 1;
     S.lock_owner = 0;
     pthread_mutex_unlock(&S.lock);
@@ -455,13 +294,11 @@ static void
 init_once(void)
 {
     S.data = malloc(SPY_STREAM_BUFFER_SIZE);
-    S.spare = malloc(SPY_STREAM_BUFFER_SIZE);
-    if (S.data == NULL || S.spare == NULL) {
+    if (S.data == NULL) {
         spy_fatal("out of memory for the audit stream", NULL);
     }
     S.pid = getpid();
     S.ppid = getppid();
-    init_conditions();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
@@ -475,9 +312,6 @@ spy_stream_add(int fd, int is_socket, const char *what)
         init_once();
     }
     lock_stream();
-    while (S.in_flight != NULL) {
-        wait_locked(&S.written, NULL);
-    }
     S.dests[S.ndests].fd = fd;
     S.dests[S.ndests].is_socket = is_socket;
     S.dests[S.ndests].what = what;
@@ -610,17 +444,8 @@ spy_stream_record(const char *name, size_t name_len, const char *rest,
     if (S.child_pending) {
         restart_in_child_locked();
     }
-    if (need <= SPY_STREAM_BUFFER_SIZE
-        && need > SPY_STREAM_BUFFER_SIZE - S.used) {
-        free_spare_locked(0);
-        if (S.closed) {     /* while it waited */
-            unlock_stream();
-            return 0;
-        }
-        /* Another thread may have handed the buffer over meanwhile. */
-        if (need > SPY_STREAM_BUFFER_SIZE - S.used) {
-            queue_batch_locked();
-        }
+    if (need > SPY_STREAM_BUFFER_SIZE - S.used) {
+        flush_locked();
     }
     if (need <= SPY_STREAM_BUFFER_SIZE) {
         size_t n = put_header(S.data + S.used, name, name_len);
@@ -632,18 +457,11 @@ spy_stream_record(const char *name, size_t name_len, const char *rest,
     else {
         /* Larger than a whole batch: straight through, in order. */
         char *header = malloc(HEADER_SIZE(name_len));
-        size_t n;
 
         if (header == NULL) {
             spy_fatal("out of memory for an audit record", NULL);
         }
-        flush_locked();
-        if (S.closed) {     /* while it waited */
-            free(header);
-            unlock_stream();
-            return 0;
-        }
-        n = put_header(header, name, name_len);
+        size_t n = put_header(header, name, name_len);
         write_to_all(header, n);
         write_to_all(rest, rest_len);
         free(header);
@@ -691,33 +509,20 @@ spy_stream_flush_at_exit(void)
     }
     self = spy_thread_id();
     if (S.lock_owner != self) {
-        /* Another thread holds the lock or writes a batch (the flusher,
-         * to a slow reader): it makes progress, so wait for it, boundedly,
-         * and by polling (waiting on a condition is not safe here). */
+        /* Another thread holds the lock (the flusher, mid-write to a slow
+         * reader): it makes progress, so wait for it, boundedly. */
         for (int i = 0; i < 5000; i++) {
             if (pthread_mutex_trylock(&S.lock) == 0) {
-                if (S.in_flight == NULL) {
-                    S.lock_owner = self;
-                    flush_locked();
-                    unlock_stream();
-                    return;
-                }
-                pthread_mutex_unlock(&S.lock);
+                S.lock_owner = self;
+                flush_locked();
+                unlock_stream();
+                return;
             }
             nanosleep(&pause, NULL);
         }
     }
     /* This thread was interrupted inside the stream (or the holder is
-     * stuck): after the batch in flight, write the complete records as
-     * they are. */
-    for (int i = 0; i < 5000 && __atomic_load_n(&S.writing, __ATOMIC_ACQUIRE);
-         i++) {
-        nanosleep(&pause, NULL);
-    }
-    if (S.queued != NULL) {
-        write_to_all(S.queued, S.queued_len);
-        S.queued = NULL;
-    }
+     * stuck): write the complete records as they are. */
     write_to_all(S.data, S.used);
     S.used = 0;
 }
@@ -773,7 +578,6 @@ spy_stream_close(void)
     lock_stream();
     flush_locked();
     __atomic_store_n(&S.closed, 1, __ATOMIC_RELAXED);
-    pthread_cond_signal(&S.wake);
     for (int i = 0; i < S.ndests; i++) {
         if (S.dests[i].is_socket && S.dests[i].fd >= 0) {
             int fd = spy_fdtable_reach(S.dests[i].fd);

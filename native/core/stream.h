@@ -1,10 +1,8 @@
-/* The record stream: event records written in batches to every
- * destination (the channel socket, the JSONL audit log), from two
- * buffers: the program fills one while the flusher thread writes the
- * other.
+/* The record stream: one buffer of event records written in batches to
+ * every destination (the channel socket, the JSONL audit log).
  *
  * Delivery rules (docs/protocol.md, "Delivery guarantees"): batches are
- * written at the latest every 10 ms, when a buffer fills, before fork,
+ * written at the latest every 10 ms, when the buffer fills, before fork,
  * at exit and from fatal-signal handlers; writes block, so a slow reader
  * slows the script instead of losing records. */
 #ifndef SPY_STREAM_H
@@ -14,7 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SPY_STREAM_BUFFER_SIZE (256 * 1024)
+#define SPY_STREAM_BUFFER_SIZE (64 * 1024)
 #define SPY_STREAM_FLUSH_NS (10 * 1000 * 1000)
 
 /* Exit status used whenever auditing cannot go on (reader gone, log
