@@ -1,8 +1,7 @@
 // The launcher built with ThreadSanitizer (make -C native tsan -> dist-asan/tsan/spython) runs
 // programs that work the stream from every side at once — threads, a fork, a SIGTERM — through
 // the command line: every record arrives, and ThreadSanitizer reports nothing. The program's
-// threads, the flusher (which writes one buffer while they fill the other), the control reader and
-// the signal handlers all share the stream. A racy canary built with the same flags must leave a
+// threads, the flusher, the control reader and the signal handlers all share the stream. A racy canary built with the same flags must leave a
 // report first, or reports would go unnoticed. SPYTHON_SKIP_SANITIZERS=1 skips it.
 
 import assert from 'node:assert/strict';
