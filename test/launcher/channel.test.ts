@@ -476,24 +476,23 @@ for (const target of channelTargets()) {
       // writing batches outside the lock starved them here). The flood stops once both threads'
       // last events are read, while the program sleeps: a ping written after the launcher exited
       // would fail, and Node then drops what it had not read yet.
-      const server = await ChannelServer.create();
-      const collector = collect(server);
       let pongs = 0;
-      server.on('connection', (c: ChannelConnection) =>
-        c.once('hello', () => {
-          const last = new Set<string>();
-          c.on('record', (name: string, line: Buffer) => {
-            if (line.includes('"args":[149999]')) last.add(name);
-          });
-          c.on('control', (m: ControlMessage) => m.type === 'pong' && pongs++);
-          const flood = () => {
-            if (last.size === 2 || c.ended) return;
-            for (let i = 0; i < 20; i++) c.send({ type: 'ping', id: i });
-            setImmediate(flood);
-          };
-          flood();
-        }),
-      );
+      const flood = (server: ChannelServer) =>
+        server.on('connection', (c: ChannelConnection) =>
+          c.once('hello', () => {
+            const last = new Set<string>();
+            c.on('record', (name: string, line: Buffer) => {
+              if (line.includes('"args":[149999]')) last.add(name);
+            });
+            c.on('control', (m: ControlMessage) => m.type === 'pong' && pongs++);
+            const send = () => {
+              if (last.size === 2 || c.ended) return;
+              for (let i = 0; i < 20; i++) c.send({ type: 'ping', id: i });
+              setImmediate(send);
+            };
+            send();
+          }),
+        );
       const program = [
         'import sys, threading, time',
         'def storm(k):',
@@ -504,19 +503,11 @@ for (const target of channelTargets()) {
         'time.sleep(1)',
         'print("done")',
       ].join('\n');
-      let result: RunResult;
-      let conns: CollectedConnection[];
-      try {
-        result = await runLauncher(launch(['-c', program]), { env: baseEnv(), channel: server, timeoutMs: 60_000 });
-        conns = await collector.all(1, 30_000);
-      } finally {
-        collector.stop();
-        await server.close();
-      }
+      const { result, connections } = await runWithChannel(launch(['-c', program]), { onServer: flood, minConnections: 1 });
       assert.equal(result.status, 0, describeResult(result));
       assert.equal(result.stdoutText, 'done\n');
       assert.ok(pongs > 100, `${pongs} pongs`);
-      const recs = parseRecords(conns[0]);
+      const recs = parseRecords(connections[0]);
       assertSeq(recs);
       assertCounter(recs, 'spy.t0', 150_000);
       assertCounter(recs, 'spy.t1', 150_000);
