@@ -7,18 +7,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { CLANG_SKIP as SKIP } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-
-function haveClang(): boolean {
-  return spawnSync('clang', ['--version'], { stdio: 'ignore' }).status === 0;
-}
-
-const SKIP = haveClang()
-  ? {}
-  : process.env.CI
-    ? {}
-    : { skip: 'clang not installed (apt-get install clang libclang-rt-14-dev)' };
 
 test('fuzz targets pass over their committed inputs', { ...SKIP, timeout: 900_000 }, () => {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'fuzz.js'), '--replay'], {

@@ -7,20 +7,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { SANITIZERS_SKIP as SKIP } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-
-function haveClang(): boolean {
-  return spawnSync('clang', ['--version'], { stdio: 'ignore' }).status === 0;
-}
-
-// Without clang (the launcher's sanitizer build needs it) this is skipped, except in CI.
-const SKIP =
-  process.env.SPYTHON_SKIP_SANITIZERS === '1'
-    ? { skip: 'SPYTHON_SKIP_SANITIZERS=1' }
-    : haveClang() || process.env.CI
-      ? {}
-      : { skip: 'clang not installed (apt-get install clang libclang-rt-14-dev)' };
 
 test('launcher and policies suites pass under ASan/UBSan', { ...SKIP, timeout: 1_200_000 }, () => {
   // Output is captured: the nested runner's TAP must not mix with this one's.

@@ -1,8 +1,9 @@
 // The launcher built with ThreadSanitizer (make -C native tsan -> dist-asan/tsan/spython) runs
 // programs that work the stream from every side at once — threads, a fork, a SIGTERM — through
 // the command line: every record arrives, and ThreadSanitizer reports nothing. The program's
-// threads, the flusher, the control reader and the signal handlers all share the stream. A racy canary built with the same flags must leave a
-// report first, or reports would go unnoticed. SPYTHON_SKIP_SANITIZERS=1 skips it.
+// threads, the flusher, the control reader and the signal handlers all share the stream. A racy
+// canary built with the same flags must leave a report first, or reports would go unnoticed.
+// SPYTHON_SKIP_SANITIZERS=1 skips it.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -13,15 +14,10 @@ import { REPO_ROOT } from '../helpers/interpreters';
 import { describeResult, needs, PYTHON, program, runCli } from '../cli/common';
 import { tempDir } from '../helpers/fixtures';
 import { assertCounter, readReport } from '../reliability/common';
+import { SANITIZERS_SKIP } from './common';
 
 const TSAN_LAUNCHER = path.join(REPO_ROOT, 'dist-asan', 'tsan', 'spython');
-const haveClang = () => spawnSync('clang', ['--version'], { stdio: 'ignore' }).status === 0;
-const SKIP =
-  process.env.SPYTHON_SKIP_SANITIZERS === '1'
-    ? { skip: 'SPYTHON_SKIP_SANITIZERS=1' }
-    : haveClang() || process.env.CI
-      ? needs(PYTHON)
-      : { skip: 'clang not installed (apt-get install clang libclang-rt-14-dev)' };
+const SKIP = SANITIZERS_SKIP.skip ? SANITIZERS_SKIP : needs(PYTHON);
 
 // die_after_fork=0: the fork below happens while the program's threads run; the child starts a
 // flusher of its own, which ThreadSanitizer otherwise refuses.
