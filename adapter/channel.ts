@@ -22,6 +22,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { BytePattern, ChunkView } from './bytes';
+import { LauncherWrites } from './launcherwrites';
 import { ReusedBufferReads } from './socketreads';
 
 /** Must match `PROTOCOL_VERSION` in native/core/channel.h. */
@@ -218,6 +219,7 @@ export class ChannelConnection extends EventEmitter {
   private nextPingId = 1;
   private readonly pings = new Map<number, (msg: PongMessage) => void>();
   private sink: RecordSink | undefined;
+  private readonly writes: LauncherWrites;
 
   /**
    * @param socket the accepted socket (any Duplex works, which is what the unit tests use)
@@ -235,6 +237,7 @@ export class ChannelConnection extends EventEmitter {
     private readonly reads?: ReusedBufferReads,
   ) {
     super();
+    this.writes = new LauncherWrites(socket);
     if (reads !== undefined) reads.deliverTo(this.onData);
     else socket.on('data', this.onData);
     socket.on('error', this.onSocketError);
@@ -251,10 +254,12 @@ export class ChannelConnection extends EventEmitter {
     return this.hello?.pid;
   }
 
-  /** Writes one control message (one JSON line). Returns false if the socket is gone or full. */
+  /**
+   * Writes one control message (one JSON line). Returns false if the launcher is gone (the message is
+   * dropped) or has not taken it all yet (the rest follows). A launcher gone never ends the reading.
+   */
   send(msg: object): boolean {
-    if (this.socket.destroyed || !this.socket.writable) return false;
-    return this.socket.write(JSON.stringify(msg) + '\n');
+    return this.writes.write(JSON.stringify(msg) + '\n');
   }
 
   /**
@@ -316,6 +321,7 @@ export class ChannelConnection extends EventEmitter {
     this.closingOnPurpose = true;
     this.state = 'closed';
     this.held = [];
+    this.writes.close();
     this.socket.destroy();
   }
 
@@ -651,6 +657,7 @@ export class ChannelConnection extends EventEmitter {
     this.pendingLength = 0;
     this.state = 'closed';
     this.ended = true;
+    this.writes.close();
     this.emit('end');
   }
 }

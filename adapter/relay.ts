@@ -15,6 +15,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { HelloMessage, socketBaseDir, tokenMatches } from './channel';
+import { LauncherWrites } from './launcherwrites';
 
 /** Where a child session finds its process: the relay's socket and token. */
 export interface ChildTarget {
@@ -132,7 +133,18 @@ export class ChildRelay extends EventEmitter {
     }
     if (launcher.socket.destroyed) peer.end();
     launcher.socket.pipe(peer);
-    peer.pipe(launcher.socket);
+    // The child session's messages go the way the adapter's own do (adapter/launcherwrites.ts): a
+    // launcher gone fails them alone, and its last records still reach the child session.
+    const writes = new LauncherWrites(launcher.socket);
+    peer.on('data', (chunk: Buffer) => {
+      if (!writes.write(chunk) && writes.failure === undefined) {
+        peer.pause();
+        writes.whenDrained(() => peer.resume());
+      }
+    });
+    peer.once('end', () => writes.whenDrained(() => launcher.socket.end()));
+    peer.once('close', () => writes.close());
+    peer.resume();
     launcher.socket.resume();
   }
 

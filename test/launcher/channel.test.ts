@@ -53,6 +53,15 @@ function assertCounter(records: Rec[], name: string, count: number): void {
   }
 }
 
+/** Whether `pid` still runs (a zombie has exited: its socket is closed). */
+function processAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) [ZX] /s.test(fs.readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return false;
+  }
+}
+
 function single(run: ChannelRun): CollectedConnection {
   assert.equal(run.connections.length, 1, `expected one channel connection\n${describeResult(run.result)}`);
   return run.connections[0];
@@ -473,20 +482,15 @@ for (const target of channelTargets()) {
     test("pongs written while the program's threads storm: nothing waits forever, every record arrives", async () => {
       // Each pong is written at once, after every record committed before it, by the launcher's
       // reader thread: the program's threads must go on meanwhile (a design with the flusher
-      // writing batches outside the lock starved them here). The flood stops once both threads'
-      // last events are read, while the program sleeps: a ping written after the launcher exited
-      // would fail, and Node then drops what it had not read yet.
+      // writing batches outside the lock starved them here). The flood goes on until the connection
+      // ends: the pings written after the launcher exited fail, and must not cost a record.
       let pongs = 0;
       const flood = (server: ChannelServer) =>
         server.on('connection', (c: ChannelConnection) =>
           c.once('hello', () => {
-            const last = new Set<string>();
-            c.on('record', (name: string, line: Buffer) => {
-              if (line.includes('"args":[149999]')) last.add(name);
-            });
             c.on('control', (m: ControlMessage) => m.type === 'pong' && pongs++);
             const send = () => {
-              if (last.size === 2 || c.ended) return;
+              if (c.ended) return;
               for (let i = 0; i < 20; i++) c.send({ type: 'ping', id: i });
               setImmediate(send);
             };
@@ -511,6 +515,37 @@ for (const target of channelTargets()) {
       assertSeq(recs);
       assertCounter(recs, 'spy.t0', 150_000);
       assertCounter(recs, 'spy.t1', 150_000);
+    });
+
+    test('a message written after the launcher exited, with its last records unread: none is lost', async () => {
+      // The reader stops reading at the hello, the program leaves its records in the socket and exits;
+      // then the reader writes (as the adapter does when the user pauses), and only then reads on.
+      // A failed write must not end the reading.
+      let sent: boolean | undefined;
+      const writeLate = (server: ChannelServer) =>
+        server.on('connection', (c: ChannelConnection) =>
+          c.once('hello', (hello) => {
+            c.pause();
+            const waitForExit = () => {
+              if (processAlive(hello.pid)) {
+                setTimeout(waitForExit, 10);
+                return;
+              }
+              sent = c.send({ type: 'pause' });
+              setTimeout(() => c.resume(), 100);
+            };
+            waitForExit();
+          }),
+        );
+      const program = 'import sys\nfor i in range(500): sys.audit("spy.late", i, "x" * 40)\nprint("done")';
+      const run = await runWithChannel(launch(['-c', program]), { onServer: writeLate, minConnections: 1 });
+      assert.equal(run.result.status, 0, describeResult(run.result));
+      assert.equal(sent, false, 'the write after the exit cannot succeed');
+      const connection = single(run);
+      const recs = parseRecords(connection);
+      assertSeq(recs);
+      assertCounter(recs, 'spy.late', 500);
+      assert.equal(connection.exitStatus, 0);
     });
 
     test('a reader that goes away mid-run: stderr says so, exit 125', async () => {
