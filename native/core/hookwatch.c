@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,7 +23,11 @@ struct hook_entry {
 static struct hook_entry *volatile *head_slot;
 static struct hook_entry *entry;
 static spy_audit_hook_fn watched_hook;
-static int stopped;                 /* atomic: set by the hook */
+/* The flusher reads CPython's entry under watch_lock, and the hook sets
+ * `stopped` under it at the event after which CPython frees the entry: so
+ * once the hook has returned from that event, no read of it is under way. */
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static int stopped;
 
 /* Where in _PyRuntime the list's head points at `wanted`, or NULL (also
  * when two words do: which one is the head would be a guess). */
@@ -71,24 +76,37 @@ report_and_stop(void)
               "the program", NULL);
 }
 
-/* Called by the flusher thread every tick, without the GIL: plain reads
- * of two words whose place cannot move. */
+/* Called by the flusher thread every tick, without the GIL. */
 static void
 check(void)
 {
-    struct hook_entry *head;
+    int changed = 0;
 
-    if (__atomic_load_n(&stopped, __ATOMIC_ACQUIRE)) {
-        return;
+    pthread_mutex_lock(&watch_lock);
+    if (!stopped) {
+        struct hook_entry *head = *head_slot;
+
+        changed = head != entry || entry->hook != watched_hook;
     }
-    head = *head_slot;
-    if (head != entry || entry->hook != watched_hook) {
-        /* CPython clears its hooks right after the event that sets
-         * `stopped`: a change that raced with it is not tampering. */
-        if (!__atomic_load_n(&stopped, __ATOMIC_ACQUIRE)) {
-            report_and_stop();
-        }
+    pthread_mutex_unlock(&watch_lock);
+    /* Reported without the lock: reporting takes the stream's. */
+    if (changed) {
+        report_and_stop();
     }
+}
+
+/* A fork while the flusher holds the lock would leave it held in the
+ * child, whose shutdown then waits for it forever. */
+static void
+lock_before_fork(void)
+{
+    pthread_mutex_lock(&watch_lock);
+}
+
+static void
+unlock_after_fork(void)
+{
+    pthread_mutex_unlock(&watch_lock);
 }
 
 int
@@ -117,6 +135,7 @@ spy_hookwatch_add(spy_audit_hook_fn hook)
         && added->user_data == NULL) {
         entry = added;
         watched_hook = hook;
+        pthread_atfork(lock_before_fork, unlock_after_fork, unlock_after_fork);
         spy_stream_set_watch(check);
     }
     return rc;
@@ -125,5 +144,7 @@ spy_hookwatch_add(spy_audit_hook_fn hook)
 void
 spy_hookwatch_stop(void)
 {
-    __atomic_store_n(&stopped, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&watch_lock);
+    stopped = 1;
+    pthread_mutex_unlock(&watch_lock);
 }
