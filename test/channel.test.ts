@@ -16,10 +16,9 @@ import {
   HelloMessage,
   JsonlWriter,
   MAX_LINE_BYTES,
-  PROTOCOL_VERSION,
 } from '../adapter/channel';
 import { RecordReader } from '../adapter/records';
-import { collect, runProcess } from './helpers/run';
+import { collect, fakeHello, runProcess } from './helpers/run';
 import { interpreters, LAUNCHER, REPO_ROOT } from './helpers/interpreters';
 import { until } from './helpers/fixtures';
 
@@ -27,19 +26,7 @@ import { until } from './helpers/fixtures';
 // fixtures
 
 function helloLine(token: string, extra: Record<string, unknown> = {}): string {
-  const hello = {
-    type: 'hello',
-    protocol: PROTOCOL_VERSION,
-    token,
-    pid: 4242,
-    ppid: 4200,
-    python: '3.12.1',
-    mode: 'dlopen',
-    executable: '/usr/bin/python3',
-    freeThreaded: false,
-    ...extra,
-  };
-  return JSON.stringify(hello) + '\n';
+  return JSON.stringify(fakeHello(token, extra)) + '\n';
 }
 
 function record(event: string, seq: number, args: unknown[] = []): string {

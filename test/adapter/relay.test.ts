@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { HelloMessage, PROTOCOL_VERSION } from '../../adapter/channel';
 import { ChildRelay, connectToRelay } from '../../adapter/relay';
 import { tempDir } from '../helpers/fixtures';
+import { fakeHello } from '../helpers/run';
 
 const LINES = 1500;
 
@@ -33,17 +33,7 @@ test('a child session that writes after its process exited still gets every line
   const exited = writeAndExit(address);
   const launcher = await accepted;
   assert.equal(await exited, 0);
-  const hello: HelloMessage = {
-    type: 'hello',
-    protocol: PROTOCOL_VERSION,
-    token: 'parent-token',
-    pid: 4242,
-    ppid: 4200,
-    python: '3.12.1',
-    mode: 'dlopen',
-    executable: '/usr/bin/python3',
-    freeThreaded: false,
-  };
+  const hello = fakeHello('parent-token');
   const relay = await ChildRelay.create(hello);
   try {
     const attached = relay.attached(5000);

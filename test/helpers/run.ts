@@ -6,9 +6,26 @@ import {
   ChannelServer,
   ControlMessage,
   HelloMessage,
+  PROTOCOL_VERSION,
 } from '../../adapter/channel';
 import { AuditRecord } from '../../adapter/records';
 import { LAUNCHER } from './interpreters';
+
+/** A hello as a launcher of pid 4242 (3.12, dlopen mode) would say it, for fake launchers. */
+export function fakeHello(token: string, extra: Record<string, unknown> = {}): HelloMessage {
+  return {
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    token,
+    pid: 4242,
+    ppid: 4200,
+    python: '3.12.1',
+    mode: 'dlopen',
+    executable: '/usr/bin/python3',
+    freeThreaded: false,
+    ...extra,
+  };
+}
 
 export interface RunOptions {
   /** Merged over the inherited environment; an `undefined` value removes the variable. */
