@@ -334,6 +334,7 @@ export class ChannelConnection extends EventEmitter {
     if (this.state !== 'waiting') throw new Error('only a connection waiting for its configuration can be handed off');
     this.state = 'closed';
     this.ended = true;
+    this.writes.close();
     if (this.reads !== undefined) this.reads.emitData();
     else this.socket.off('data', this.onData);
     this.socket.off('error', this.onSocketError);
