@@ -3,11 +3,12 @@
 // kernel still holds for us to read: a reader that is behind and sends a pause or a breakpoint just as a
 // busy program exits would lose the program's last records. So control messages go to the socket's file
 // descriptor with write(2) (non-blocking, as libuv set it): a write the launcher can no longer receive
-// fails alone, and reading goes on to the end of the stream. The descriptor is the private
-// `_handle.fd` (as adapter/peers.ts reads it); a stream without one is written the ordinary way.
+// fails alone, and reading goes on to the end of the stream. A stream without a descriptor
+// (socketFd) is written the ordinary way.
 
 import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { socketFd } from './socketreads';
 
 /** How long to wait before writing again when the launcher's receive buffer is full. */
 const RETRY_MS = 2;
@@ -23,13 +24,6 @@ export class LauncherWrites {
 
   constructor(private readonly socket: Duplex) {}
 
-  /** The descriptor, while the socket still owns one (a destroyed socket's number may be reused). */
-  private get fd(): number | undefined {
-    if (this.socket.destroyed) return undefined;
-    const fd = (this.socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
-    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-  }
-
   /**
    * Writes `data` after everything written before. Returns true when the kernel took all of it; false
    * when part waits for the launcher to read (it follows on its own) or the launcher is gone (dropped:
@@ -37,7 +31,7 @@ export class LauncherWrites {
    */
   write(data: string | Buffer): boolean {
     if (this.failure !== undefined || this.socket.destroyed) return false;
-    if (this.fd === undefined) return this.socket.write(data);
+    if (socketFd(this.socket) === undefined) return this.socket.write(data);
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     if (this.queuedBytes > 0) {
       this.enqueue(bytes);
@@ -71,7 +65,7 @@ export class LauncherWrites {
 
   /** Bytes of `bytes` the kernel took; on an error other than a full buffer, `failure` is set. */
   private writeNow(bytes: Buffer): number {
-    const fd = this.fd;
+    const fd = socketFd(this.socket);
     if (fd === undefined) {
       this.failure = new Error('the launcher connection is closed');
       return 0;

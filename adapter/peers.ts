@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import type { Socket } from 'node:net';
 import type { HelloMessage } from './channel';
 import { loadTrustAddon } from './trust';
+import { socketFd } from './socketreads';
 
 export interface PeerCredentials {
   pid: number;
@@ -41,8 +42,8 @@ function procStat(pid: number): ProcStat | undefined {
 
 /** The peer of a Unix socket, from the kernel; throws when it cannot be had. */
 export function peerCredentials(socket: Socket): PeerCredentials {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new Error('the socket has no file descriptor');
+  const fd = socketFd(socket);
+  if (fd === undefined) throw new Error('the socket has no file descriptor');
   return (loadTrustAddon() as unknown as { peerCredentials(fd: number): PeerCredentials }).peerCredentials(fd);
 }
 

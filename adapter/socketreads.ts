@@ -9,6 +9,15 @@
 // events).
 
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** A socket's file descriptor, from Node's private `_handle`; undefined when it has none (any other
+ * Duplex, or a socket destroyed: its number may since belong to another file). */
+export function socketFd(socket: Duplex): number | undefined {
+  if (socket.destroyed) return undefined;
+  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
 
 /** Bytes asked of the kernel per read: what Node itself asks. */
 export const READ_BUFFER_BYTES = 64 * 1024;
