@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChannelConnection, ChannelServer, ControlMessage } from '../../adapter/channel';
+import { until } from '../helpers/fixtures';
 import { launcherBuilt } from '../helpers/interpreters';
 import { assertThreadRecords, FORK_PROGRAM, THREADS_PROGRAM } from '../helpers/workloads';
 import { collect, CollectedConnection, runLauncher, RunResult } from '../helpers/run';
@@ -501,7 +502,6 @@ for (const target of channelTargets()) {
         'threads = [threading.Thread(target=storm, args=(k,)) for k in range(2)]',
         'for t in threads: t.start()',
         'for t in threads: t.join()',
-        'time.sleep(1)',
         'print("done")',
       ].join('\n');
       const { result, connections } = await runWithChannel(launch(['-c', program]), { onServer: flood, minConnections: 1 });
@@ -523,15 +523,10 @@ for (const target of channelTargets()) {
         server.on('connection', (c: ChannelConnection) =>
           c.once('hello', (hello) => {
             c.pause();
-            const waitForExit = () => {
-              if (processExists(hello.pid)) {
-                setTimeout(waitForExit, 10);
-                return;
-              }
+            void until(() => !processExists(hello.pid), `process ${hello.pid} reaped`, 30_000).then(() => {
               sent = c.send({ type: 'pause' });
               setTimeout(() => c.resume(), 100);
-            };
-            waitForExit();
+            });
           }),
         );
       const program = 'import sys\nfor i in range(500): sys.audit("spy.late", i, "x" * 40)\nprint("done")';
