@@ -13,6 +13,11 @@
  * a code object that died (and whose address came back) is never taken
  * for its successor, and none is kept alive. */
 #define CODE_CACHE_SIZE 1024
+/* Set-associative: the few code objects every import walks through (the
+ * import system's own functions) would otherwise, sharing a slot, evict
+ * each other on every event. */
+#define CODE_CACHE_WAYS 4
+#define CODE_CACHE_SETS (CODE_CACHE_SIZE / CODE_CACHE_WAYS)
 #define LINES_PER_CODE 4
 /* The longest site text kept whole, and the longest int as text. */
 #define SITE_TEXT_MAX 1024
@@ -46,6 +51,7 @@ struct code_entry {
 };
 
 static struct code_entry code_cache[CODE_CACHE_SIZE];
+static unsigned char next_victim[CODE_CACHE_SETS];
 static int cache_enabled;
 
 /* The interpreter's library: files under <prefix>/lib/ for each of
@@ -121,14 +127,29 @@ cached_code(PyObject *code)
 {
     static const char site_start[] = "\"file\":\"";
     static const char site_end[] = "\",\"line\":";
-    struct code_entry *e;
+    /* Fibonacci hashing: the set from all of the address's bits. */
+    size_t set = (size_t)(((uint64_t)(uintptr_t)code * 0x9E3779B97F4A7C15u)
+                          >> 32) % CODE_CACHE_SETS;
+    struct code_entry *ways = &code_cache[set * CODE_CACHE_WAYS];
+    struct code_entry *e = NULL;
 
     if (!cache_enabled || !spy_names_ready()) {
         return NULL;
     }
-    e = &code_cache[((uintptr_t)code >> 4) % CODE_CACHE_SIZE];
-    if (e->code == code && referent(e->weak) == code) {
-        return e;
+    for (int i = 0; i < CODE_CACHE_WAYS; i++) {
+        if (ways[i].code == code && referent(ways[i].weak) == code) {
+            return &ways[i];
+        }
+    }
+    /* An empty way or one whose code object died, else each in turn. */
+    for (int i = 0; i < CODE_CACHE_WAYS && e == NULL; i++) {
+        if (ways[i].code == NULL || referent(ways[i].weak) != ways[i].code) {
+            e = &ways[i];
+        }
+    }
+    if (e == NULL) {
+        e = &ways[next_victim[set]];
+        next_victim[set] = (next_victim[set] + 1) % CODE_CACHE_WAYS;
     }
     clear_entry(e);
     e->weak = spy_py.PyWeakref_NewRef(code, NULL);

@@ -247,6 +247,46 @@ for (const target of channelTargets()) {
       }
     });
 
+    test('locations stay right with more live code objects than the cache holds, and with dead ones replaced', async () => {
+      // 3,000 live functions (the launcher caches 1,024 code objects), called in order and back;
+      // then 2,000 that each die before the next is made, so addresses come back for new code.
+      const script = writeFile(
+        dir,
+        'many_codes.py',
+        [
+          'import sys',
+          'live = []',
+          'for i in range(3000):',
+          '    ns = {}',
+          '    exec(compile("\\n" * (i % 50) + "def f():\\n    sys.audit(\'spy.live\', %d)\\n" % i, "live%d.py" % i, "exec"), {"sys": sys}, ns)',
+          '    live.append(ns["f"])',
+          'for f in live + live[::-1]:',
+          '    f()',
+          'for i in range(2000):',
+          '    ns = {}',
+          '    exec(compile("\\n" * (i % 7) + "def g():\\n    sys.audit(\'spy.dead\', %d)\\n" % i, "dead%d.py" % i, "exec"), {"sys": sys}, ns)',
+          '    ns["g"]()',
+          '',
+        ].join('\n'),
+      );
+      const run = await runWithChannel(launch([script]), { cwd: dir });
+      assert.equal(run.result.status, 0, describeResult(run.result));
+      const recs = parseRecords(single(run));
+      const wrong: string[] = [];
+      const check = (event: string, expectedCount: number, place: (i: number) => { file: string; line: number; func: string }) => {
+        const found = recs.filter((r) => r.event === event);
+        assert.equal(found.length, expectedCount, event);
+        for (const r of found) {
+          const expected = place(Number(r.args[0]));
+          const actual = { file: r.file, line: r.line, func: r.func };
+          if (JSON.stringify(actual) !== JSON.stringify(expected)) wrong.push(`${event} ${JSON.stringify(r.args)}: ${JSON.stringify(actual)}`);
+        }
+      };
+      check('spy.live', 6000, (i) => ({ file: `live${i}.py`, line: (i % 50) + 2, func: 'f' }));
+      check('spy.dead', 2000, (i) => ({ file: `dead${i}.py`, line: (i % 7) + 2, func: 'g' }));
+      assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} records placed wrong`);
+    });
+
     test("the 'exit' control message carries the status on normal exit", () => {
       const exits = conn.controls.filter((c) => c.type === 'exit');
       assert.equal(exits.length, 1, `exit messages: ${JSON.stringify(conn.controls)}`);
