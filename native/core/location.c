@@ -53,7 +53,7 @@ struct code_entry {
 static struct code_entry code_cache[CODE_CACHE_SIZE];
 static unsigned char next_victim[CODE_CACHE_SETS];
 /* Checked first: runs of events from one function are the common case,
- * and looking through a set costs them a few ns each (the storm: 2%). */
+ * and looking through a set would cost each of them a load per way. */
 static struct code_entry *last_hit = code_cache;
 static int cache_enabled;
 
