@@ -123,6 +123,14 @@ referent(PyObject *weak)
                                : spy_py.PyWeakref_GetObject(weak);
 }
 
+/* Whether the entry is that of `code`, alive (not a dead one's whose
+ * address came back). */
+static int
+holds(const struct code_entry *e, PyObject *code)
+{
+    return e->code == code && referent(e->weak) == code;
+}
+
 /* The cache entry for a live code object, filled on first sight; NULL
  * when it cannot be cached. */
 static struct code_entry *
@@ -130,27 +138,28 @@ cached_code(PyObject *code)
 {
     static const char site_start[] = "\"file\":\"";
     static const char site_end[] = "\",\"line\":";
-    /* Fibonacci hashing: the set from all of the address's bits. */
-    size_t set = (size_t)(((uint64_t)(uintptr_t)code * 0x9E3779B97F4A7C15u)
-                          >> 32) % CODE_CACHE_SETS;
-    struct code_entry *ways = &code_cache[set * CODE_CACHE_WAYS];
-    struct code_entry *e = NULL;
+    struct code_entry *ways, *e = NULL;
+    size_t set;
 
     if (!cache_enabled || !spy_names_ready()) {
         return NULL;
     }
-    if (last_hit->code == code && referent(last_hit->weak) == code) {
+    if (holds(last_hit, code)) {
         return last_hit;
     }
+    /* Fibonacci hashing: the set from all of the address's bits. */
+    set = (size_t)(((uint64_t)(uintptr_t)code * 0x9E3779B97F4A7C15u) >> 32)
+          % CODE_CACHE_SETS;
+    ways = &code_cache[set * CODE_CACHE_WAYS];
     for (int i = 0; i < CODE_CACHE_WAYS; i++) {
-        if (ways[i].code == code && referent(ways[i].weak) == code) {
+        if (holds(&ways[i], code)) {
             last_hit = &ways[i];
             return last_hit;
         }
     }
     /* An empty way or one whose code object died, else each in turn. */
     for (int i = 0; i < CODE_CACHE_WAYS && e == NULL; i++) {
-        if (ways[i].code == NULL || referent(ways[i].weak) != ways[i].code) {
+        if (ways[i].code == NULL || !holds(&ways[i], ways[i].code)) {
             e = &ways[i];
         }
     }
