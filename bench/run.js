@@ -172,6 +172,9 @@ function floorContenders(python, target) {
     contender(name, (log) => [python, path.join(WORKLOADS, 'floorhook.py'), lib, String(mode), log, String(recordBytes), '--', ...target]));
 }
 
+/** The launcher's overhead targets, by workload. */
+const OVERHEAD_LIMITS = { imports: 1.02, fileio: 1.05, compileall: 1.02, unittest: 1.02 };
+
 /**
  * The workloads the launcher's overhead targets are judged on. `target()` gives the interpreter's
  * arguments (made on first use: the stdlib copy takes a few seconds).
@@ -180,21 +183,19 @@ function overheadWorkloads(python) {
   const dir = path.join(WORK, 'files');
   let copy;
   return [
-    { section: 'imports', limit: 1.02, title: 'Import-heavy start-up (~150 stdlib modules)', target: () => [path.join(WORKLOADS, 'imports.py')] },
+    { section: 'imports', title: 'Import-heavy start-up (~150 stdlib modules)', target: () => [path.join(WORKLOADS, 'imports.py')] },
     {
       section: 'fileio',
-      limit: 1.05,
       title: `File I/O: ${SIZE.files.toLocaleString('en')} small files on tmpfs (create, stat, read, list, remove)`,
       target: () => [path.join(WORKLOADS, 'fileio.py'), dir, String(SIZE.files)],
       options: { prepare: () => fs.mkdirSync(dir), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) },
     },
     {
       section: 'compileall',
-      limit: 1.02,
       title: '`compileall -f` of a stdlib copy (16 packages and the top-level modules)',
       target: () => ['-m', 'compileall', '-q', '-f', (copy ??= stdlibCopy(python))],
     },
-    { section: 'unittest', limit: 1.02, title: 'Stdlib unittest modules (`-m unittest test.test_re test.test_difflib`)', target: () => ['-m', 'unittest', '-q', 'test.test_re', 'test.test_difflib'] },
+    { section: 'unittest', title: 'Stdlib unittest modules (`-m unittest test.test_re test.test_difflib`)', target: () => ['-m', 'unittest', '-q', 'test.test_re', 'test.test_difflib'] },
   ];
 }
 
@@ -295,9 +296,13 @@ async function main() {
   const R = SIZE.rounds;
 
   const workloads = overheadWorkloads(python);
-  for (const w of workloads.filter((x) => ['imports', 'fileio'].includes(x.section) && options.only.has(x.section))) {
-    await ratioSection(w.section, w.title, R, contenders(python, w.target(), w.options));
-  }
+  // Each asked-for workload of `sections`, under every contender.
+  const workloadSections = async (...sections) => {
+    for (const w of workloads.filter((x) => sections.includes(x.section) && options.only.has(x.section))) {
+      await ratioSection(w.section, w.title, R, contenders(python, w.target(), w.options));
+    }
+  };
+  await workloadSections('imports', 'fileio');
   if (options.only.has('storm')) {
     const events = SIZE.storm;
     // The CLI's own start-up (Node, the engine, the channel), to tell it from what each event costs.
@@ -314,9 +319,7 @@ async function main() {
   if (options.only.has('ingest')) {
     await ingestSection(python, R);
   }
-  for (const w of workloads.filter((x) => ['compileall', 'unittest'].includes(x.section) && options.only.has(x.section))) {
-    await ratioSection(w.section, w.title, R, contenders(python, w.target(), w.options));
-  }
+  await workloadSections('compileall', 'unittest');
   if (options.only.has('overhead')) {
     // The launcher's 1.02× and 1.05× targets lie within the spread of an 11-round median here: the
     // launcher and plain python alone, over more rounds, with plain python against itself for the
@@ -411,6 +414,7 @@ async function ingestSection(python, rounds) {
   const recorded = freshLog();
   execFileSync(LAUNCHER, ['--log-file', recorded, '--python', python, path.join(WORKLOADS, 'storm.py'), String(SIZE.storm)]);
   const records = Number(commandOutput(['sh', '-c', `wc -l < ${recorded}`]));
+  const recordedBytes = fs.statSync(recorded).size;
   const empty = freshLog();
   fs.writeFileSync(empty, '');
   const standIn = path.join(WORK, 'replay-launcher');
@@ -425,8 +429,9 @@ async function ingestSection(python, rounds) {
       }),
       after: async () => {
         // Every record must have come through: else the figures would time a failure.
-        if (file === recorded && fs.statSync(log).size !== fs.statSync(recorded).size) {
-          throw new Error(`ingest: the CLI logged ${fs.statSync(log).size} bytes of the ${fs.statSync(recorded).size} replayed`);
+        const logged = fs.statSync(log).size;
+        if (file === recorded && logged !== recordedBytes) {
+          throw new Error(`ingest: the CLI logged ${logged} bytes of the ${recordedBytes} replayed`);
         }
         fs.rmSync(log, { force: true });
       },
@@ -541,12 +546,13 @@ function report(info) {
       }
     }
   }
-  for (const { section, limit } of overheadWorkloads()) {
+  for (const [section, limit] of Object.entries(OVERHEAD_LIMITS)) {
     // The longer pass when there is one (with its noise floor), else the workload's own section.
     const long = rowOf(`${section}-overhead`, 'launcher');
-    const row = long ?? rowOf(section, 'launcher');
+    const short = rowOf(section, 'launcher');
+    const row = long ?? short;
     const floor = long && rowOf(`${section}-overhead`, 'plain-again');
-    const detail = long ? ` (${SIZE.overheadRounds} rounds; plain python against itself ${fmt(floor.ratio.median, 3)}×${rowOf(section, 'launcher') ? `; ${fmt(rowOf(section, 'launcher').ratio.median, 3)}× in the ${SIZE.rounds}-round section` : ''})` : '';
+    const detail = long ? ` (${SIZE.overheadRounds} rounds; plain python against itself ${fmt(floor.ratio.median, 3)}×${short ? `; ${fmt(short.ratio.median, 3)}× in the ${SIZE.rounds}-round section` : ''})` : '';
     if (row) targets.push([`launcher ≤ ${limit.toFixed(2)}× on ${section}`, `${fmt(row.ratio.median, 3)}×${detail}`, row.ratio.median <= limit]);
   }
   const cliFiles = rowOf('fileio', 'cli');
