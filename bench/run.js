@@ -5,7 +5,7 @@
 // judged here, never by timed assertions in tests.
 //
 // Options: --quick (fewer rounds, smaller workloads), --only NAME[,NAME] (sections: imports, fileio,
-// storm, ingest, compileall, unittest, overhead, versions, stamp, f5, memory), --out FILE (default
+// storm, argsize, ingest, compileall, unittest, overhead, versions, stamp, f5, memory), --out FILE (default
 // bench/results.md).
 'use strict';
 
@@ -23,7 +23,7 @@ const CLI = path.join(ROOT, 'dist', 'cli.js');
 const ADAPTER = path.join(ROOT, 'dist', 'adapter.js');
 const WORKLOADS = path.join(__dirname, 'workloads');
 const PYENV = process.env.PYENV_ROOT ?? path.join(os.homedir(), '.pyenv');
-const SECTIONS = ['imports', 'fileio', 'storm', 'ingest', 'compileall', 'unittest', 'overhead', 'versions', 'stamp', 'f5', 'memory'];
+const SECTIONS = ['imports', 'fileio', 'storm', 'argsize', 'ingest', 'compileall', 'unittest', 'overhead', 'versions', 'stamp', 'f5', 'memory'];
 
 // ---- options ---------------------------------------------------------------------------------------
 
@@ -50,8 +50,8 @@ function parseOptions(argv) {
 
 const options = parseOptions(process.argv.slice(2));
 const SIZE = options.quick
-  ? { rounds: 3, overheadRounds: 5, storm: 300_000, files: 5_000, stamp: 5_000, memoryEvents: 2_000_000, f5: 5 }
-  : { rounds: 11, overheadRounds: 31, storm: 1_000_000, files: 20_000, stamp: 5_000, memoryEvents: 10_000_000, f5: 11 };
+  ? { rounds: 3, overheadRounds: 5, storm: 300_000, argsize: 100_000, files: 5_000, stamp: 5_000, memoryEvents: 2_000_000, f5: 5 }
+  : { rounds: 11, overheadRounds: 31, storm: 1_000_000, argsize: 300_000, files: 20_000, stamp: 5_000, memoryEvents: 10_000_000, f5: 11 };
 
 // ---- the machine -----------------------------------------------------------------------------------
 
@@ -316,6 +316,9 @@ async function main() {
         ...Object.fromEntries(['floor-empty', 'floor-line'].filter((n) => samples.has(n)).map((n) => [n, perEventNs(samples, n, events, 'floor-base')])),
       }));
   }
+  if (options.only.has('argsize')) {
+    await argsizeSection(python, R);
+  }
   if (options.only.has('ingest')) {
     await ingestSection(python, R);
   }
@@ -402,6 +405,49 @@ async function main() {
 
   fs.writeFileSync(options.out, report(info));
   log(`wrote ${path.relative(process.cwd(), options.out)}`);
+}
+
+/**
+ * Arguments: one per kind, just past the size at which the launcher stops rendering (so the record
+ * shows the cut) and 16,000–65,000 times larger. Their records are the same length (but for the
+ * length's digits): what the larger one adds per event is work that grows with the argument.
+ */
+const ARGUMENT_SIZES = [
+  { kind: 'bytes', unit: 'bytes', small: 257, large: 16 * 2 ** 20 },
+  { kind: 'str', unit: 'characters', small: 1025, large: 16 * 2 ** 20 },
+  { kind: 'list', unit: 'items', small: 33, large: 2 ** 20 },
+  { kind: 'dict', unit: 'pairs', small: 33, large: 2 ** 20 },
+  { kind: 'int', unit: 'bits', small: 1025, large: 16 * 2 ** 20 },
+];
+/** The most the large argument's cost per event may exceed the small one's: noise, not growth. */
+const ARGSIZE_LIMIT = 1.25;
+
+/**
+ * The storm's cost per event by argument size: for each kind, plain python and the launcher on the
+ * small and the large argument in the same rounds; per event, each launcher run less the plain run
+ * of the same program (which builds the argument once), round by round.
+ */
+async function argsizeSection(python, rounds) {
+  const events = SIZE.argsize;
+  const rows = [];
+  for (const a of ARGUMENT_SIZES) {
+    const program = (size) => [path.join(WORKLOADS, 'storm.py'), String(events), a.kind, String(size)];
+    const list = ['small', 'large'].flatMap((which) => [
+      contender(`plain-${which}`, () => [python, ...program(a[which])]),
+      contender(`launcher-${which}`, (log) => [LAUNCHER, '--log-file', log, '--python', python, ...program(a[which])]),
+    ]);
+    log(`argument size, ${a.kind}: ${a.small} and ${a.large} ${a.unit}, ${events.toLocaleString('en')} events; ${rounds} rounds`);
+    const samples = await paired(list, rounds, (m) => log(`  ${m}`));
+    const added = (which) => samples.get(`launcher-${which}`).seconds.map((t, i) => ((t - samples.get(`plain-${which}`).seconds[i]) / events) * 1e9);
+    const small = added('small');
+    const large = added('large');
+    rows.push({ ...a, smallNs: summary(small), largeNs: summary(large), ratio: summary(large.map((ns, i) => ns / small[i])) });
+  }
+  results.push({
+    section: 'argsize',
+    title: `Event storm by argument size: ${events.toLocaleString('en')} \`sys.audit\` calls passing one argument, small or large`,
+    argsize: rows,
+  });
 }
 
 /**
@@ -598,6 +644,19 @@ function report(info) {
     }
     out.push('', `Added by F5: ${fmt(f5.extra.addedMs.median, 0)} ms median (${spread(f5.extra.addedMs, 0)} ms).`, '');
     targets.push(['F5 to first output ≤ 100 ms more than plain python', `+${fmt(f5.extra.addedMs.median, 0)} ms`, f5.extra.addedMs.median <= 100]);
+  }
+  const argsize = bySection.argsize;
+  if (argsize) {
+    out.push(`### ${argsize.title}`, '');
+    out.push('Each argument is made once and passed to every call; the launcher renders at most 256 bytes, 1,024 characters, 32 items or pairs, and an int\'s bit count past 1,024 bits. Per event: the launcher\'s run less plain python\'s on the same program, round by round.', '');
+    out.push('| argument | small | large | added per event, small (median, spread) | added per event, large (median, spread) | large ÷ small (median, spread) |', '| --- | --- | --- | --- | --- | --- |');
+    for (const a of argsize.argsize) {
+      out.push(`| ${a.kind} | ${a.small.toLocaleString('en')} ${a.unit} | ${a.large.toLocaleString('en')} ${a.unit} | ${fmt(a.smallNs.median, 0)} ns (${spread(a.smallNs, 0)}) | ${fmt(a.largeNs.median, 0)} ns (${spread(a.largeNs, 0)}) | ${fmt(a.ratio.median, 3)}× (${spread(a.ratio)}) |`);
+    }
+    out.push('');
+    const worst = argsize.argsize.reduce((w, a) => (a.ratio.median > w.ratio.median ? a : w));
+    targets.push([`launcher's cost per event independent of argument size (each kind's large argument against its small one, ≤ ${ARGSIZE_LIMIT}×)`,
+      `${argsize.argsize.map((a) => `${a.kind} ${fmt(a.ratio.median, 3)}×`).join(', ')}`, worst.ratio.median <= ARGSIZE_LIMIT]);
   }
   const ingest = bySection.ingest?.ingest;
   if (ingest) {
