@@ -278,13 +278,36 @@ is_library(struct code_entry *e)
     return e->library;
 }
 
+/* A frame a site is read from: a frame object, or (the caller walk on
+ * 3.12 and 3.13) an interpreter frame that may have none. */
+struct frame_ref {
+    PyObject *object;
+    void *interpreter;
+};
+
+static int
+frame_line(struct frame_ref f)
+{
+    return f.object != NULL
+           ? spy_py.PyFrame_GetLineNumber(f.object)
+           : spy_py.PyUnstable_InterpreterFrame_GetLine(f.interpreter);
+}
+
+static int
+frame_lasti(struct frame_ref f)
+{
+    return f.object != NULL
+           ? spy_py.PyFrame_GetLasti(f.object)
+           : spy_py.PyUnstable_InterpreterFrame_GetLasti(f.interpreter);
+}
+
 /* "file":…,"line":N,"func":… of the frame, from the entry's pieces. */
 static void
 put_site_parts(struct spy_buf *b, const struct code_entry *e,
-               PyObject *frame)
+               struct frame_ref frame)
 {
     spy_buf_put(b, e->site, e->site_len);
-    spy_buf_put_i64(b, spy_py.PyFrame_GetLineNumber(frame));
+    spy_buf_put_i64(b, frame_line(frame));
     spy_buf_put(b, e->func, e->func_len);
 }
 
@@ -294,7 +317,7 @@ put_site_parts(struct spy_buf *b, const struct code_entry *e,
  * asked for). */
 static void
 put_cached_site(struct spy_buf *b, const char *start, size_t start_len,
-                struct code_entry *e, PyObject *frame)
+                struct code_entry *e, struct frame_ref frame)
 {
     struct spy_buf text;
     unsigned int slot;
@@ -305,7 +328,7 @@ put_cached_site(struct spy_buf *b, const char *start, size_t start_len,
         put_site_parts(b, e, frame);
         return;
     }
-    lasti = spy_py.PyFrame_GetLasti(frame);
+    lasti = frame_lasti(frame);
     for (slot = 0; slot < LINES_PER_CODE; slot++) {
         if (e->lasti[slot] == lasti) {
             spy_buf_put(b, e->sites + slot * e->site_stride, e->sites_len[slot]);
@@ -390,18 +413,116 @@ current_code(PyObject **frame_out)
     return frame_code(frame);
 }
 
+/* 3.12 and 3.13: PyFrame_GetBack makes a frame object for each frame it
+ * passes that has none yet (freed when that frame returns): the import
+ * system's frames, 19 on average between an import's events and the
+ * program's line, are new at every nested import.  The caller walk reads
+ * the interpreter frames instead: PyFrameObject's f_frame (word 3) points
+ * to its frame's; an interpreter frame's first word is its code object,
+ * its second `previous`, its byte 70 the owner. */
+#define SPY_FRAME_INTERPRETER_WORD 3
+#define SPY_INTERPRETER_CODE_WORD 0
+#define SPY_INTERPRETER_PREVIOUS_WORD 1
+#define SPY_INTERPRETER_OWNER_BYTE 70
+#define SPY_OWNED_BY_GENERATOR 1
+#define SPY_OWNED_BY_C_STACK 3
+
+static int
+interpreter_frames_walkable(void)
+{
+    return spy_py_code_firsttraceable_at != 0
+           && spy_py.PyUnstable_InterpreterFrame_GetCode != NULL
+           && spy_py.PyUnstable_InterpreterFrame_GetLasti != NULL
+           && spy_py.PyUnstable_InterpreterFrame_GetLine != NULL;
+}
+
+/* Whether PyFrame_GetBack passes over the interpreter frame: a shim that C
+ * code pushes before it calls Python code, or one not yet past its first
+ * traceable instruction (CPython's _PyFrame_IsIncomplete), such as the
+ * shims 3.13 pushes around __init__ calls, whose code is static. */
+static int
+passed_over(void *frame)
+{
+    char owner = ((char *)frame)[SPY_INTERPRETER_OWNER_BYTE];
+    PyObject *code = ((PyObject **)frame)[SPY_INTERPRETER_CODE_WORD];
+
+    if (owner == SPY_OWNED_BY_C_STACK) {
+        return 1;
+    }
+    if (owner == SPY_OWNED_BY_GENERATOR) {
+        return 0;
+    }
+    if (spy_type_of(code) != spy_py.CodeType) {
+        return 1;
+    }
+    /* _co_firsttraceable counts code units, lasti bytes. */
+    return spy_py.PyUnstable_InterpreterFrame_GetLasti(frame)
+           < 2 * *(int *)((char *)code + spy_py_code_firsttraceable_at);
+}
+
+/* The frame that called f, as a reference of f's kind (a frame object is
+ * a new reference); both members NULL at the bottom. */
+static struct frame_ref
+caller_of(struct frame_ref f)
+{
+    struct frame_ref back = {NULL, NULL};
+    void *previous = f.interpreter;
+
+    if (f.object != NULL) {
+        back.object = frame_back(f.object);
+        return back;
+    }
+    do {
+        previous = ((void **)previous)[SPY_INTERPRETER_PREVIOUS_WORD];
+    } while (previous != NULL && passed_over(previous));
+    back.interpreter = previous;
+    return back;
+}
+
+/* The frame's code object (new reference), or NULL. */
+static PyObject *
+code_of(struct frame_ref f)
+{
+    PyObject *code;
+
+    if (f.object != NULL) {
+        return frame_code(f.object);
+    }
+    code = spy_py.PyUnstable_InterpreterFrame_GetCode(f.interpreter);
+    if (code == NULL) {
+        spy_py.PyErr_Clear();
+    }
+    return code;
+}
+
+static void
+release_frame(struct frame_ref f)
+{
+    if (f.object != NULL) {
+        spy_py.Py_DecRef(f.object);
+    }
+}
+
 /* Appends ,"caller":{"file":…,"line":N,"func":…}: the innermost frame
  * below `frame` that is not library code, if one is near enough. */
 static void
 put_caller_json(struct spy_buf *b, PyObject *frame)
 {
-    PyObject *current = frame_back(frame);
+    struct frame_ref start = {frame, NULL};
+    struct frame_ref current;
 
-    for (int depth = 0; current != NULL && depth < MAX_CALLER_DEPTH;
+    if (interpreter_frames_walkable()) {
+        start.object = NULL;
+        start.interpreter = ((void **)frame)[SPY_FRAME_INTERPRETER_WORD];
+    }
+    current = caller_of(start);
+    for (int depth = 0;
+         (current.object != NULL || current.interpreter != NULL)
+         && depth < MAX_CALLER_DEPTH;
          depth++) {
-        PyObject *code = frame_code(current);
+        PyObject *code = code_of(current);
         struct code_entry *e = code != NULL ? cached_code(code) : NULL;
-        PyObject *back;
+        struct frame_ref back;
 
         if (code != NULL) {
             spy_py.Py_DecRef(code);
@@ -414,13 +535,11 @@ put_caller_json(struct spy_buf *b, PyObject *frame)
             spy_buf_putc(b, '}');
             break;
         }
-        back = frame_back(current);
-        spy_py.Py_DecRef(current);
+        back = caller_of(current);
+        release_frame(current);
         current = back;
     }
-    if (current != NULL) {
-        spy_py.Py_DecRef(current);
-    }
+    release_frame(current);
 }
 
 void
@@ -437,7 +556,7 @@ spy_location_put_json(struct spy_buf *b)
     }
     e = cached_code(code);
     if (e != NULL) {
-        put_cached_site(b, ",", 1, e, frame);
+        put_cached_site(b, ",", 1, e, (struct frame_ref){frame, NULL});
         spy_py.Py_DecRef(code);
         if (is_library(e)) {
             put_caller_json(b, frame);

@@ -6,6 +6,7 @@
 struct spy_pyapi spy_py;
 int spy_py_layout_known;
 int spy_py_long_tagged;
+int spy_py_code_firsttraceable_at;
 
 void
 spy_pyapi_set_runtime(const char *python_version, int free_threaded)
@@ -16,6 +17,8 @@ spy_pyapi_set_runtime(const char *python_version, int free_threaded)
         && sscanf(python_version, "%d.%d", &major, &minor) == 2
         && major == 3 && minor >= 8 && minor <= 13;
     spy_py_long_tagged = spy_py_layout_known && minor >= 12;
+    spy_py_code_firsttraceable_at = !spy_py_layout_known ? 0
+        : minor == 12 ? 176 : minor == 13 ? 184 : 0;
 }
 
 int

@@ -118,6 +118,9 @@ typedef int (*spy_trace_fn)(PyObject *, PyObject *, int, PyObject *);
     X(1, PyObject *, PyWeakref_NewRef, (PyObject *, PyObject *)) \
     X(1, PyObject *, PyWeakref_GetObject, (PyObject *)) \
     X(0, int, PyFrame_GetLasti, (PyObject *)) \
+    X(0, PyObject *, PyUnstable_InterpreterFrame_GetCode, (void *)) \
+    X(0, int, PyUnstable_InterpreterFrame_GetLasti, (void *)) \
+    X(0, int, PyUnstable_InterpreterFrame_GetLine, (void *)) \
     X(1, int, PyGILState_Ensure, (void)) \
     X(1, int, PySys_SetObject, (const char *, PyObject *)) \
     X(1, PyObject *, PyUnicode_DecodeFSDefault, (const char *)) \
@@ -169,6 +172,11 @@ int spy_pyapi_load(void *handle, const char **missing);
 extern int spy_py_layout_known;
 /* 3.12+: an int's sign and digit count are in lv_tag, not ob_size. */
 extern int spy_py_long_tagged;
+/* 3.12 and 3.13, where a thread's frames are a list of interpreter frames
+ * that can be walked without making frame objects (location.c): the byte
+ * offset of PyCodeObject's _co_firsttraceable (cpython/code.h); 0 on
+ * other versions. */
+extern int spy_py_code_firsttraceable_at;
 void spy_pyapi_set_runtime(const char *python_version, int free_threaded);
 
 /* The fields read where spy_py_layout_known, by their index in

@@ -247,6 +247,41 @@ for (const target of channelTargets()) {
       }
     });
 
+    test("`caller` is found past frames that C code called, CPython's shim frames and generators' frames", async () => {
+      // map() calls glob.glob from C (3.12+ puts a shim frame between); logging.FileHandler's __init__
+      // (library code), called with all its parameters (3.9 added one) often enough to be specialized
+      // (3.13 then pushes a shim frame of a static code object below it); pathlib's glob is a
+      // generator the program's loop resumes.
+      const script = writeFile(
+        dir,
+        'walk_through_c.py',
+        [
+          /* 1 */ 'import glob, logging, pathlib, sys',
+          /* 2 */ 'def main():',
+          /* 3 */ '    list(map(glob.glob, ["*.nothing"]))',
+          /* 4 */ '    for i in range(20):',
+          /* 5 */ '        (logging.FileHandler("walk.log", "a", None, False, None) if sys.version_info >= (3, 9) else logging.FileHandler("walk.log", "a", None, False)).close()',
+          /* 6 */ '    return [p for p in pathlib.Path(".").glob("*.nothing")]',
+          /* 7 */ 'main()',
+          '',
+        ].join('\n'),
+      );
+      const run = await runWithChannel(launch([script]), { cwd: dir });
+      assert.equal(run.result.status, 0, describeResult(run.result));
+      const recs = parseRecords(single(run));
+      const callers = (event: string, pattern: RegExp) =>
+        recs.filter((r) => r.event === event && pattern.test(String(r.args[0])) && r.caller !== undefined).map((r) => r.caller as Record<string, unknown>);
+      const scans = callers('os.scandir', /^\.?$/);
+      assert.ok(scans.length >= 2, `os.scandir records with a caller: ${JSON.stringify(scans)}`);
+      assert.deepEqual(scans[0], { file: script, line: 3, func: 'main' });
+      // The comprehension is a function of its own before 3.12 (PEP 709 inlined it).
+      assert.deepEqual({ ...scans[scans.length - 1], func: undefined }, { file: script, line: 6, func: undefined });
+      assert.match(String(scans[scans.length - 1].func), /^(main|<listcomp>)$/);
+      const opens = callers('open', /walk\.log$/);
+      assert.equal(opens.length, 20, JSON.stringify(opens));
+      for (const c of opens) assert.deepEqual(c, { file: script, line: 5, func: 'main' });
+    });
+
     test('locations stay right with more live code objects than the cache holds, and with dead ones replaced', async () => {
       // 3,000 live functions (the launcher caches 1,024 code objects), called in order and back;
       // then 2,000 that each die before the next is made, so addresses come back for new code.
