@@ -3,6 +3,7 @@
 #include "names.h"
 
 #include <math.h>
+#include <pthread.h>
 
 struct walk {
     struct spy_buf *b;
@@ -270,46 +271,85 @@ render_str(struct walk *w, PyObject *o, PyObject *type)
 /* The longest escape of one byte: \\xHH, a repr escape in JSON. */
 #define BYTE_ESCAPE_MAX 5
 
-/* The body of a bytes repr of at most SPY_RENDER_BYTES_MAX bytes:
- * printable ASCII as is, the rest escaped; in JSON every backslash of it
- * is escaped once more, and `quote` is JSON's.  Built in a local array and
- * put at once (as much of it as fits, like byte by byte). */
+/* What one byte becomes in a bytes repr body, padded to a word so a body
+ * is built with one fixed-size copy a byte. */
+struct byte_escape {
+    char text[7];
+    unsigned char len;
+};
+
+/* Per quote and style: repr in single quotes, repr in double quotes, and
+ * JSON (the repr in double quotes, every backslash of it escaped once
+ * more, the quote as JSON's). */
+enum { ESCAPES_SINGLE, ESCAPES_DOUBLE, ESCAPES_JSON, ESCAPE_STYLES };
+static struct byte_escape byte_escapes[ESCAPE_STYLES][256];
+static pthread_once_t byte_escapes_once = PTHREAD_ONCE_INIT;
+
+/* Printable ASCII as is, the rest escaped as repr() escapes it. */
+static void
+fill_byte_escapes(void)
+{
+    for (int style = 0; style < ESCAPE_STYLES; style++) {
+        int json = style == ESCAPES_JSON;
+        unsigned char quote = style == ESCAPES_SINGLE ? '\'' : '"';
+
+        for (unsigned int c = 0; c < 256; c++) {
+            struct byte_escape *e = &byte_escapes[style][c];
+            size_t len = 0;
+
+            if (c - 0x20u < 0x5Fu && c != '\\' && c != quote) {
+                e->text[len++] = (char)c;
+            }
+            else if (c == quote) {
+                e->text[len++] = '\\';
+                e->text[len++] = (char)c;
+            }
+            else {
+                e->text[len++] = '\\';
+                if (json) {
+                    e->text[len++] = '\\';
+                }
+                switch (c) {
+                case '\\':
+                    memcpy(e->text + len, "\\\\", 2);
+                    len += json ? 2 : 1;
+                    break;
+                case '\n': e->text[len++] = 'n'; break;
+                case '\r': e->text[len++] = 'r'; break;
+                case '\t': e->text[len++] = 't'; break;
+                default:
+                    e->text[len++] = 'x';
+                    e->text[len++] = HEX[c >> 4];
+                    e->text[len++] = HEX[c & 15];
+                    break;
+                }
+            }
+            e->len = (unsigned char)len;
+        }
+    }
+}
+
+/* The body of a bytes repr of at most SPY_RENDER_BYTES_MAX bytes, in JSON
+ * or in the repr style within `quote`.  Built in a local array and put at
+ * once (as much of it as fits, like byte by byte). */
 static void
 put_bytes_body(struct spy_buf *b, const unsigned char *data, size_t n,
                char quote, int json)
 {
-    char out[SPY_RENDER_BYTES_MAX * BYTE_ESCAPE_MAX];
+    char out[SPY_RENDER_BYTES_MAX * BYTE_ESCAPE_MAX
+             + sizeof(struct byte_escape)];
     size_t len = 0, room = b->cap - b->len;
+    const struct byte_escape *escapes;
 
+    pthread_once(&byte_escapes_once, fill_byte_escapes);
+    escapes = byte_escapes[json ? ESCAPES_JSON
+                           : quote == '\'' ? ESCAPES_SINGLE : ESCAPES_DOUBLE];
     for (size_t i = 0; i < n && i < SPY_RENDER_BYTES_MAX; i++) {
-        unsigned char c = data[i];
+        const struct byte_escape *e = &escapes[data[i]];
 
-        if (c - 0x20u < 0x5Fu && c != '\\' && c != (unsigned char)quote) {
-            out[len++] = (char)c;
-            continue;
-        }
-        out[len++] = '\\';
-        if (c == (unsigned char)quote) {
-            out[len++] = (char)c;
-            continue;
-        }
-        if (json) {
-            out[len++] = '\\';
-        }
-        switch (c) {
-        case '\\':
-            memcpy(out + len, "\\\\", 2);
-            len += json ? 2 : 1;
-            break;
-        case '\n': out[len++] = 'n'; break;
-        case '\r': out[len++] = 'r'; break;
-        case '\t': out[len++] = 't'; break;
-        default:
-            out[len++] = 'x';
-            out[len++] = HEX[c >> 4];
-            out[len++] = HEX[c & 15];
-            break;
-        }
+        /* The whole entry: the bytes past its text are written over. */
+        memcpy(out + len, e, sizeof(*e));
+        len += e->len;
     }
     if (len > room) {
         len = room;
