@@ -445,6 +445,7 @@ passed_over(void *frame)
 {
     char owner = ((char *)frame)[SPY_INTERPRETER_OWNER_BYTE];
     PyObject *code = ((PyObject **)frame)[SPY_INTERPRETER_CODE_WORD];
+    int first_traceable;
 
     if (owner == SPY_OWNED_BY_C_STACK) {
         return 1;
@@ -455,9 +456,12 @@ passed_over(void *frame)
     if (spy_type_of(code) != spy_py.CodeType) {
         return 1;
     }
-    /* _co_firsttraceable counts code units, lasti bytes. */
-    return spy_py.PyUnstable_InterpreterFrame_GetLasti(frame)
-           < 2 * *(int *)((char *)code + spy_py_code_firsttraceable_at);
+    first_traceable = *(int *)((char *)code + spy_py_code_firsttraceable_at);
+    /* Most code starts traceable: no call then.  _co_firsttraceable counts
+     * code units, lasti bytes. */
+    return first_traceable > 0
+           && spy_py.PyUnstable_InterpreterFrame_GetLasti(frame)
+              < 2 * first_traceable;
 }
 
 /* The frame that called f, as a reference of f's kind (a frame object is
