@@ -5,14 +5,14 @@
 // judged here, never by timed assertions in tests.
 //
 // Options: --quick (fewer rounds, smaller workloads), --only NAME[,NAME] (sections: imports, fileio,
-// storm, argsize, ingest, compileall, unittest, overhead, versions, stamp, f5, memory), --out FILE (default
+// storm, argsize, ingest, compileall, unittest, overhead, instructions, versions, stamp, f5, memory), --out FILE (default
 // bench/results.md).
 'use strict';
 
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { execFileSync } = require('child_process');
+const { execFileSync, spawnSync } = require('child_process');
 const { timeProcess, paired, summary, hasGnuTime } = require('./lib/measure');
 const { f5Once, plainOnce } = require('./lib/dap');
 const { sampleResident } = require('./lib/memory');
@@ -23,7 +23,7 @@ const CLI = path.join(ROOT, 'dist', 'cli.js');
 const ADAPTER = path.join(ROOT, 'dist', 'adapter.js');
 const WORKLOADS = path.join(__dirname, 'workloads');
 const PYENV = process.env.PYENV_ROOT ?? path.join(os.homedir(), '.pyenv');
-const SECTIONS = ['imports', 'fileio', 'storm', 'argsize', 'ingest', 'compileall', 'unittest', 'overhead', 'versions', 'stamp', 'f5', 'memory'];
+const SECTIONS = ['imports', 'fileio', 'storm', 'argsize', 'ingest', 'compileall', 'unittest', 'overhead', 'instructions', 'versions', 'stamp', 'f5', 'memory'];
 
 // ---- options ---------------------------------------------------------------------------------------
 
@@ -108,6 +108,7 @@ const WORK = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : o
 let logCount = 0;
 const freshLog = () => path.join(WORK, `log-${++logCount}`);
 const hasStrace = commandOutput(['strace', '-V']) !== undefined;
+const hasValgrind = commandOutput(['valgrind', '--version']) !== undefined;
 const notes = [];
 
 /**
@@ -291,6 +292,7 @@ async function main() {
   }
   if (!pythons['3.12']) notes.push(`Python 3.12 not found under ${PYENV}/versions: the workloads ran on ${python}.`);
   if (!hasStrace) notes.push('strace is not installed (Debian package `strace`): its column is missing.');
+  if (!hasValgrind && options.only.has('instructions')) notes.push('valgrind is not installed (Debian package `valgrind`): the instruction counts are missing.');
   if (!hasGnuTime) notes.push('GNU time (/usr/bin/time, Debian package `time`) is not installed: no peak-memory figures.');
   const info = machine(pythons);
   const R = SIZE.rounds;
@@ -334,6 +336,9 @@ async function main() {
         contender('plain-again', () => [python, ...target], w.options),
       ]);
     }
+  }
+  if (options.only.has('instructions') && hasValgrind) {
+    await instructionsSection(python);
   }
   if (options.only.has('versions')) {
     for (const version of ['3.8', '3.13']) {
@@ -448,6 +453,42 @@ async function argsizeSection(python, rounds) {
     title: `Event storm by argument size: ${events.toLocaleString('en')} \`sys.audit\` calls passing one argument, small or large`,
     argsize: rows,
   });
+}
+
+/**
+ * Instructions executed in user space (valgrind's callgrind), plain python and the launcher on the same
+ * program: a count the machine's load does not move, so a few tenths of a percent between builds show
+ * where an 11-round median cannot. It leaves out the kernel's work (the log's writes) and counts every
+ * instruction alike (a `rep movsb` copy counts each byte): a measure of the work the launcher adds in
+ * user space, not of time.
+ */
+async function instructionsSection(python) {
+  const dir = path.join(WORK, 'files-counted');
+  const files = 2_000;
+  const events = 100_000;
+  const programs = [
+    { label: 'Import-heavy start-up (~150 stdlib modules)', target: [path.join(WORKLOADS, 'imports.py')] },
+    { label: `File I/O: ${files.toLocaleString('en')} small files on tmpfs`, target: [path.join(WORKLOADS, 'fileio.py'), dir, String(files)], dir },
+    { label: `Event storm: ${events.toLocaleString('en')} \`sys.audit\` calls`, target: [path.join(WORKLOADS, 'storm.py'), String(events)], events },
+  ];
+  const counted = (argv, program) => {
+    if (program.dir) fs.mkdirSync(program.dir);
+    const run = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', ...argv], { cwd: WORK, encoding: 'utf8' });
+    if (program.dir) fs.rmSync(program.dir, { recursive: true, force: true });
+    const collected = /Collected : (\d+)/.exec(run.stderr ?? '');
+    if (run.status !== 0 || !collected) throw new Error(`callgrind of ${argv.join(' ')} failed (status ${run.status}):\n${String(run.stderr).slice(-2000)}`);
+    return Number(collected[1]);
+  };
+  const rows = [];
+  for (const program of programs) {
+    log(`instructions: ${program.label}`);
+    const jsonl = freshLog();
+    const plain = counted([python, ...program.target], program);
+    const launcher = counted([LAUNCHER, '--log-file', jsonl, '--python', python, ...program.target], program);
+    fs.rmSync(jsonl, { force: true });
+    rows.push({ label: program.label, plain, launcher, perEvent: program.events ? (launcher - plain) / program.events : undefined });
+  }
+  results.push({ section: 'instructions', title: 'Instructions executed in user space (valgrind\'s callgrind): plain python and the launcher', instructions: rows });
 }
 
 /**
@@ -657,6 +698,16 @@ function report(info) {
     const worst = argsize.argsize.reduce((w, a) => (a.ratio.median > w.ratio.median ? a : w));
     targets.push([`launcher's cost per event independent of argument size (each kind's large argument against its small one, ≤ ${ARGSIZE_LIMIT}×)`,
       `${argsize.argsize.map((a) => `${a.kind} ${fmt(a.ratio.median, 3)}×`).join(', ')}`, worst.ratio.median <= ARGSIZE_LIMIT]);
+  }
+  const instructions = bySection.instructions;
+  if (instructions) {
+    out.push(`### ${instructions.title}`, '');
+    out.push('One run each: the count does not depend on the machine\'s load. It leaves out the kernel\'s work and counts every instruction alike: the user-space work the launcher adds, not its time.', '');
+    out.push('| program | plain python | launcher, full JSONL capture | ratio | added per event |', '| --- | --- | --- | --- | --- |');
+    for (const row of instructions.instructions) {
+      out.push(`| ${row.label} | ${row.plain.toLocaleString('en')} | ${row.launcher.toLocaleString('en')} | ${fmt(row.launcher / row.plain, 4)}× | ${row.perEvent === undefined ? '' : `${fmt(row.perEvent, 0)} instructions`} |`);
+    }
+    out.push('');
   }
   const ingest = bySection.ingest?.ingest;
   if (ingest) {
