@@ -507,15 +507,54 @@ release_frame(struct frame_ref f)
     }
 }
 
+/* Whether the fields read above give what the API gives for `frame` and
+ * its caller: 1 yes, -1 no, 0 not known yet (no caller to compare). */
+static int
+interpreter_frames_agree(PyObject *frame)
+{
+    struct frame_ref mine = {NULL, ((void **)frame)[SPY_FRAME_INTERPRETER_WORD]};
+    struct frame_ref theirs = {frame, NULL};
+    PyObject *code = code_of(theirs);
+    PyObject *code_read = code_of(mine);
+    struct frame_ref back_theirs = caller_of(theirs);
+    struct frame_ref back_mine = caller_of(mine);
+    PyObject *back_code = back_theirs.object != NULL ? code_of(back_theirs)
+                                                     : NULL;
+    PyObject *back_code_read = back_mine.interpreter != NULL
+                               ? code_of(back_mine) : NULL;
+    int agree = code != NULL && code == code_read
+        && ((PyObject **)mine.interpreter)[SPY_INTERPRETER_CODE_WORD] == code
+        && back_code == back_code_read
+        && (back_code == NULL
+            || frame_lasti(back_theirs) == frame_lasti(back_mine));
+
+    PyObject *held[] = {code, code_read, back_code, back_code_read};
+
+    for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
+        if (held[i] != NULL) {
+            spy_py.Py_DecRef(held[i]);
+        }
+    }
+    release_frame(back_theirs);
+    return !agree ? -1 : back_code != NULL ? 1 : 0;
+}
+
 /* Appends ,"caller":{"file":…,"line":N,"func":…}: the innermost frame
  * below `frame` that is not library code, if one is near enough. */
 static void
 put_caller_json(struct spy_buf *b, PyObject *frame)
 {
+    /* Decided on the first walk with a caller: a CPython release that moved
+     * the fields read costs the faster walk, not a wrong record. */
+    static int interpreter_walk;
     struct frame_ref start = {frame, NULL};
     struct frame_ref current;
 
-    if (interpreter_frames_walkable()) {
+    if (interpreter_walk == 0) {
+        interpreter_walk = interpreter_frames_walkable()
+                           ? interpreter_frames_agree(frame) : -1;
+    }
+    if (interpreter_walk > 0) {
         start.object = NULL;
         start.interpreter = ((void **)frame)[SPY_FRAME_INTERPRETER_WORD];
     }
