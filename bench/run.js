@@ -473,7 +473,12 @@ async function instructionsSection(python) {
   ];
   const counted = (argv, program) => {
     if (program.dir) fs.mkdirSync(program.dir);
-    const run = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', ...argv], { cwd: WORK, encoding: 'utf8' });
+    // A fixed hash seed: randomized str hashes move a count by ~0.1% from run to run.
+    const run = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', ...argv], {
+      cwd: WORK,
+      encoding: 'utf8',
+      env: { ...process.env, PYTHONHASHSEED: '0' },
+    });
     if (program.dir) fs.rmSync(program.dir, { recursive: true, force: true });
     const collected = /Collected : (\d+)/.exec(run.stderr ?? '');
     if (run.status !== 0 || !collected) throw new Error(`callgrind of ${argv.join(' ')} failed (status ${run.status}):\n${String(run.stderr).slice(-2000)}`);
