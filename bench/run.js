@@ -5,8 +5,8 @@
 // judged here, never by timed assertions in tests.
 //
 // Options: --quick (fewer rounds, smaller workloads), --only NAME[,NAME] (sections: imports, fileio,
-// storm, argsize, ingest, compileall, unittest, overhead, instructions, versions, stamp, f5, memory), --out FILE (default
-// bench/results.md).
+// storm, argsize, ingest, compileall, unittest, overhead, instructions, versions, stamp, f5, memory),
+// --out FILE (default bench/results.md).
 'use strict';
 
 const fs = require('fs');
@@ -338,7 +338,7 @@ async function main() {
     }
   }
   if (options.only.has('instructions') && hasValgrind) {
-    await instructionsSection(python);
+    instructionsSection(python);
   }
   if (options.only.has('versions')) {
     for (const version of ['3.8', '3.13']) {
@@ -462,7 +462,7 @@ async function argsizeSection(python, rounds) {
  * instruction alike (a `rep movsb` copy counts each byte): a measure of the work the launcher adds in
  * user space, not of time.
  */
-async function instructionsSection(python) {
+function instructionsSection(python) {
   const dir = path.join(WORK, 'files-counted');
   const files = 2_000;
   const events = 100_000;
@@ -707,7 +707,7 @@ function report(info) {
   const instructions = bySection.instructions;
   if (instructions) {
     out.push(`### ${instructions.title}`, '');
-    out.push('One run each: the count does not depend on the machine\'s load. It leaves out the kernel\'s work and counts every instruction alike: the user-space work the launcher adds, not its time.', '');
+    out.push('One run each, with PYTHONHASHSEED=0: the count does not depend on the machine\'s load. It leaves out the kernel\'s work and counts every instruction alike: the user-space work the launcher adds, not its time.', '');
     out.push('| program | plain python | launcher, full JSONL capture | ratio | added per event |', '| --- | --- | --- | --- | --- |');
     for (const row of instructions.instructions) {
       out.push(`| ${row.label} | ${row.plain.toLocaleString('en')} | ${row.launcher.toLocaleString('en')} | ${fmt(row.launcher / row.plain, 4)}× | ${row.perEvent === undefined ? '' : `${fmt(row.perEvent, 0)} instructions`} |`);
