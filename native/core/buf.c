@@ -1,5 +1,9 @@
 #include "buf.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* "00" "01" ... "99": two digits per division. */
 static const char DIGIT_PAIRS[] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
@@ -121,12 +125,50 @@ json_escape_in(uint64_t w)
             | ((e2 - BYTES_01) & ~e2)) & BYTES_80;
 }
 
-/* The first i' >= i with s[i'] to escape (or n): 8 bytes a step. */
+#if defined(__SSE2__)
+/* A bit for each of the 16 bytes at p that is a JSON_ESCAPE one: '"',
+ * '\\', below 0x20 (the unsigned minimum with 0x1F is itself), or 0xE2. */
+static inline unsigned int
+json_escapes_in_16(const char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m128i special = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                     _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xE2)),
+                     _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v)));
+
+    return (unsigned int)_mm_movemask_epi8(special);
+}
+#endif
+
+/* The first i' >= i with s[i'] to escape (or n): 16 bytes a step where
+ * SSE2 is (x86-64 always), else 8. */
 static inline size_t
 json_safe_end(const char *s, size_t i, size_t n)
 {
     uint64_t w;
 
+#if defined(__SSE2__)
+    if (n >= 16) {
+        unsigned int found;
+
+        while (n - i >= 16) {
+            found = json_escapes_in_16(s + i);
+            if (found != 0) {
+                return i + (size_t)__builtin_ctz(found);
+            }
+            i += 16;
+        }
+        if (i == n) {
+            return n;
+        }
+        /* The last 16 bytes, less those before i (clean, or escaped
+         * already). */
+        found = json_escapes_in_16(s + n - 16) >> (i - (n - 16));
+        return found != 0 ? i + (size_t)__builtin_ctz(found) : n;
+    }
+#endif
     while (n - i >= 8) {
         memcpy(&w, s + i, 8);
         if (json_escape_in(w)) {

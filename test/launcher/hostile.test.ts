@@ -29,8 +29,12 @@ const RECORD_LIMIT = 64 * 1024;
 /** Characters the JSON escaper looks for (and near misses), each put at every offset of its 8-byte
  * scan, then a clean tail longer than a word. */
 const SPAN_SPECIALS = '"\\\n\x01\x1f\x7f\u2028\u2029\u2027\u20ac\xe2';
+/** Runs of 0 to SPAN_REACH - 1 plain characters before each special: past two 16-byte blocks. */
+const SPAN_REACH = 40;
 const spanStrings = (): string[] =>
-  [...SPAN_SPECIALS].map((c) => Array.from({ length: 18 }, (_, k) => 'x'.repeat(k) + c).join('') + 'z'.repeat(9));
+  [...SPAN_SPECIALS].map((c) => Array.from({ length: SPAN_REACH }, (_, k) => 'x'.repeat(k) + c).join('') + 'z'.repeat(9));
+/** Each special after 0 to 15 plain characters, alone: strings shorter than one 16-byte block. */
+const shortSpanStrings = (): string[][] => [...SPAN_SPECIALS].map((c) => Array.from({ length: 16 }, (_, k) => 'x'.repeat(k) + c));
 
 /** The body of Python's repr() of a bytes object, with `quote` (or none) as its quote. */
 function bytesReprBody(bytes: number[], quote: string): string {
@@ -126,7 +130,8 @@ function hostileScript(markerDir: string): string {
     'sys.audit("h.ints", 2**100, 2**53, 2**53 - 1, -(2**53), -(2**53 - 1), 0, -1, 2**63, -(2**63) - 1)',
     'sys.audit("h.bigints", 2**1024 - 1, 2**1024, -(2**1024))',
     'sys.audit("h.allbytes", bytes(range(256)))',
-    `sys.audit("h.spans", *["".join("x" * k + c for k in range(18)) + "z" * 9 for c in ${JSON.stringify(SPAN_SPECIALS)}])`,
+    `sys.audit("h.spans", *["".join("x" * k + c for k in range(${SPAN_REACH})) + "z" * 9 for c in ${JSON.stringify(SPAN_SPECIALS)}])`,
+    `sys.audit("h.shortspans", *[["x" * k + c for k in range(16)] for c in ${JSON.stringify(SPAN_SPECIALS)}])`,
     'sys.audit("h.floats", float("nan"), float("inf"), float("-inf"), 1.5, -0.0, 1e300, 5e-324)',
     'sys.audit("h.consts", True, False, None)',
     'sys.audit("h.code", compile("1", "f.py", "eval"))',
@@ -311,13 +316,14 @@ for (const target of channelTargets()) {
       assert.deepEqual(args('h.allbytes'), [{ $bytes: bytesReprBody(ALL_BYTES, ''), len: 256 }]);
     });
 
-    test('escapes at every offset of the 8-byte scan: JSON.parse gives back the strings', () => {
+    test('escapes at every offset of the 16- and 8-byte scans: JSON.parse gives back the strings', () => {
       const { rec, line } = get('h.spans');
       const text = line.toString('utf8');
       assert.ok(!text.includes('\u2028') && !text.includes('\u2029'), 'raw U+2028/U+2029 in the line');
       assert.ok(!/[\x00-\x1f]/.test(text), 'raw control characters in the line');
       assert.ok(text.includes('x\\u0001xx\\u0001'), 'control characters as \\u00XX');
       assert.deepEqual(rec.args, spanStrings());
+      assert.deepEqual(get('h.shortspans').rec.args, shortSpanStrings());
     });
 
     test('floats: nan/inf/-inf tagged, others plain numbers', () => {
