@@ -111,6 +111,14 @@ const hasStrace = commandOutput(['strace', '-V']) !== undefined;
 const hasValgrind = commandOutput(['valgrind', '--version']) !== undefined;
 const notes = [];
 
+/** The launcher with full JSONL capture into `log`, running `target` (the interpreter's arguments). */
+const launcherArgv = (log, python, target) => [LAUNCHER, '--log-file', log, '--python', python, ...target];
+/** Runs launcherArgv to completion. */
+const runLauncher = (log, python, target) => {
+  const [file, ...args] = launcherArgv(log, python, target);
+  return execFileSync(file, args);
+};
+
 /**
  * The contenders for one Python program: `target` is the interpreter's own arguments for it
  * (`[script, ...args]` or `['-m', module, ...args]`).
@@ -119,7 +127,7 @@ function contenders(python, target, { prepare, cleanup, only } = {}) {
   const module = target[0] === '-m';
   const list = [
     { name: 'plain', argv: () => [python, ...target] },
-    { name: 'launcher', argv: (log) => [LAUNCHER, '--log-file', log, '--python', python, ...target] },
+    { name: 'launcher', argv: (log) => launcherArgv(log, python, target) },
     {
       name: 'cli',
       argv: (log) => [process.execPath, CLI, 'run', '-q', '--no-summary', '--jsonl', log, '--python', python,
@@ -165,7 +173,7 @@ function floorContenders(python, target) {
   }
   // The launcher's mean record length on this workload, from a short run.
   const sample = freshLog();
-  execFileSync(LAUNCHER, ['--log-file', sample, '--python', python, target[0], '2000']);
+  runLauncher(sample, python, [target[0], '2000']);
   const records = fs.readFileSync(sample, 'latin1').split('\n').filter((l) => l.includes('"bench.storm"'));
   fs.rmSync(sample, { force: true });
   const recordBytes = Math.round(records.reduce((n, l) => n + l.length + 1, 0) / records.length);
@@ -437,10 +445,8 @@ async function argsizeSection(python, rounds) {
   const rows = [];
   for (const a of ARGUMENT_SIZES) {
     const program = (size) => [path.join(WORKLOADS, 'storm.py'), String(events), a.kind, String(size)];
-    const list = ['small', 'large'].flatMap((which) => [
-      contender(`plain-${which}`, () => [python, ...program(a[which])]),
-      contender(`launcher-${which}`, (log) => [LAUNCHER, '--log-file', log, '--python', python, ...program(a[which])]),
-    ]);
+    const list = ['small', 'large'].flatMap((which) =>
+      contenders(python, program(a[which]), { only: ['plain', 'launcher'] }).map((c) => ({ ...c, name: `${c.name}-${which}` })));
     log(`argument size, ${a.kind}: ${a.small} and ${a.large} ${a.unit}, ${events.toLocaleString('en')} events; ${rounds} rounds`);
     const samples = await paired(list, rounds, (m) => log(`  ${m}`));
     const added = (which) => samples.get(`launcher-${which}`).seconds.map((t, i) => ((t - samples.get(`plain-${which}`).seconds[i]) / events) * 1e9);
@@ -489,7 +495,7 @@ function instructionsSection(python) {
     log(`instructions: ${program.label}`);
     const jsonl = freshLog();
     const plain = counted([python, ...program.target], program);
-    const launcher = counted([LAUNCHER, '--log-file', jsonl, '--python', python, ...program.target], program);
+    const launcher = counted(launcherArgv(jsonl, python, program.target), program);
     fs.rmSync(jsonl, { force: true });
     rows.push({ label: program.label, plain, launcher, perEvent: program.events ? (launcher - plain) / program.events : undefined });
   }
@@ -504,7 +510,7 @@ function instructionsSection(python) {
  */
 async function ingestSection(python, rounds) {
   const recorded = freshLog();
-  execFileSync(LAUNCHER, ['--log-file', recorded, '--python', python, path.join(WORKLOADS, 'storm.py'), String(SIZE.storm)]);
+  runLauncher(recorded, python, [path.join(WORKLOADS, 'storm.py'), String(SIZE.storm)]);
   const records = Number(commandOutput(['sh', '-c', `wc -l < ${recorded}`]));
   const recordedBytes = fs.statSync(recorded).size;
   const empty = freshLog();
