@@ -427,6 +427,13 @@ current_code(PyObject **frame_out)
 #define SPY_OWNED_BY_GENERATOR 1
 #define SPY_OWNED_BY_C_STACK 3
 
+/* The interpreter frame of a frame object. */
+static void *
+interpreter_frame_of(PyObject *frame)
+{
+    return ((void **)frame)[SPY_FRAME_INTERPRETER_WORD];
+}
+
 static int
 interpreter_frames_walkable(void)
 {
@@ -512,7 +519,7 @@ release_frame(struct frame_ref f)
 static int
 interpreter_frames_agree(PyObject *frame)
 {
-    struct frame_ref mine = {NULL, ((void **)frame)[SPY_FRAME_INTERPRETER_WORD]};
+    struct frame_ref mine = {NULL, interpreter_frame_of(frame)};
     struct frame_ref theirs = {frame, NULL};
     PyObject *code = code_of(theirs);
     PyObject *code_read = code_of(mine);
@@ -556,7 +563,7 @@ put_caller_json(struct spy_buf *b, PyObject *frame)
     }
     if (interpreter_walk > 0) {
         start.object = NULL;
-        start.interpreter = ((void **)frame)[SPY_FRAME_INTERPRETER_WORD];
+        start.interpreter = interpreter_frame_of(frame);
     }
     current = caller_of(start);
     for (int depth = 0;
