@@ -26,8 +26,8 @@ const NOT_BUILT = launcherBuilt() ? {} : { skip: 'launcher not built (npm run bu
 const MB = 1024 * 1024;
 const RECORD_LIMIT = 64 * 1024;
 
-/** Characters the JSON escaper looks for (and near misses), each put at every offset of its 8-byte
- * scan, then a clean tail longer than a word. */
+/** Characters the JSON escaper looks for (and near misses), each put at every offset of its 16- and
+ * 8-byte scans, then a clean tail longer than a word. */
 const SPAN_SPECIALS = '"\\\n\x01\x1f\x7f\u2028\u2029\u2027\u20ac\xe2';
 /** Runs of 0 to SPAN_REACH - 1 plain characters before each special: past two 16-byte blocks. */
 const SPAN_REACH = 40;
