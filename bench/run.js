@@ -156,6 +156,10 @@ function contender(name, argv, { prepare, cleanup } = {}) {
   };
 }
 
+/** The launcher writing its records to /dev/null: what making them costs, storing them left out. */
+const devNullContender = (python, target, options) =>
+  contender('launcher-devnull', () => launcherArgv('/dev/null', python, target), options);
+
 /**
  * The floors any C audit hook pays (bench/floor/floorhook.c, built against `python`'s headers):
  * CPython's dispatch to a hook that does nothing, and that plus writing a fixed line as long as the
@@ -316,15 +320,15 @@ async function main() {
   await workloadSections('imports', 'fileio');
   if (options.only.has('storm')) {
     const events = SIZE.storm;
+    const storm = [path.join(WORKLOADS, 'storm.py'), String(events)];
     // The CLI's own start-up (Node, the engine, the channel), to tell it from what each event costs.
     const cliStartup = contenders(python, [path.join(WORKLOADS, 'storm.py'), '0'], { only: ['cli'] })
       .map((c) => ({ ...c, name: 'cli-startup' }));
-    // The same launcher writing to /dev/null: what making the records costs, the file system's share
-    // (tmpfs allocating and filling a page for every 4 KiB) left out.
-    const devNull = contender('launcher-devnull', () => launcherArgv('/dev/null', python, [path.join(WORKLOADS, 'storm.py'), String(events)]));
-    const floors = floorContenders(python, [path.join(WORKLOADS, 'storm.py'), String(events)]);
+    // Beside full capture, the file system's share (tmpfs allocating and filling a page every 4 KiB) left out.
+    const devNull = devNullContender(python, storm);
+    const floors = floorContenders(python, storm);
     await ratioSection('storm', `Event storm: ${events.toLocaleString('en')} \`sys.audit\` calls`, R,
-      [...contenders(python, [path.join(WORKLOADS, 'storm.py'), String(events)]), devNull, ...cliStartup, ...floors],
+      [...contenders(python, storm), devNull, ...cliStartup, ...floors],
       (samples) => ({
         ...Object.fromEntries(['launcher', 'launcher-devnull', 'cli', 'pyhook', 'strace'].filter((n) => samples.has(n)).map((n) => [n, perEventNs(samples, n, events)])),
         ...Object.fromEntries(['floor-empty', 'floor-line'].filter((n) => samples.has(n)).map((n) => [n, perEventNs(samples, n, events, 'floor-base')])),
@@ -347,7 +351,7 @@ async function main() {
         ...contenders(python, target, { ...w.options, only: ['plain', 'launcher'] }),
         contender('plain-again', () => [python, ...target], w.options),
         // Where the log's bytes are a visible share (tens of MB): the launcher without storing them.
-        ...(w.section === 'fileio' ? [contender('launcher-devnull', () => launcherArgv('/dev/null', python, target), w.options)] : []),
+        ...(w.section === 'fileio' ? [devNullContender(python, target, w.options)] : []),
       ]);
     }
   }
