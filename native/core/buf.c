@@ -10,9 +10,9 @@ static const char DIGIT_PAIRS[] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-/* The digits of v < 10^8 ending at `end`, written backwards in 32-bit
- * arithmetic; returns how many. */
-static size_t
+/* The digits of v < 10^8 ending at `end`, written backwards two at a time
+ * in 32-bit arithmetic. */
+static void
 put_small(char *end, uint32_t v)
 {
     char *p = end;
@@ -23,20 +23,27 @@ put_small(char *end, uint32_t v)
         v /= 100;
     }
     if (v >= 10) {
-        p -= 2;
-        memcpy(p, DIGIT_PAIRS + 2 * v, 2);
+        memcpy(p - 2, DIGIT_PAIRS + 2 * v, 2);
     }
     else {
-        *--p = (char)('0' + v);
+        p[-1] = (char)('0' + v);
     }
-    return (size_t)(end - p);
 }
 
+static const uint32_t POWERS_OF_TEN[] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+    1000000000,
+};
+
+/* From the bit length: 1233 / 4096 is just under log10(2), so `guess` is
+ * the digit count or one short of it. */
 static size_t
 small_digit_count(uint32_t v)
 {
-    return 1 + (v >= 10) + (v >= 100) + (v >= 1000) + (v >= 10000)
-           + (v >= 100000) + (v >= 1000000) + (v >= 10000000);
+    uint32_t nonzero = v | 1;
+    size_t guess = (size_t)((32 - __builtin_clz(nonzero)) * 1233) >> 12;
+
+    return guess + (nonzero >= POWERS_OF_TEN[guess]);
 }
 
 void
@@ -57,7 +64,9 @@ spy_format_u64(char *out, uint64_t v)
     size_t n;
 
     if (v < e8) {
-        return put_small(out + small_digit_count((uint32_t)v), (uint32_t)v);
+        n = small_digit_count((uint32_t)v);
+        put_small(out + n, (uint32_t)v);
+        return n;
     }
     /* Eight digits at a time below the first: one 64-bit division each. */
     n = spy_format_u64(out, v / e8);

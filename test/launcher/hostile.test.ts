@@ -129,6 +129,7 @@ function hostileScript(markerDir: string): string {
     'sys.audit("h.strings", "\\ud800", "a\\x00b", "c\\u2028d\\u2029e", "mixed\\ud800\\x00\\u2028\\U0001F600\\udfff!", "\\ud83d\\ude00", "quote\\"back\\\\slash\\nnl\\ttab\\x7f\\x1f")',
     'sys.audit("h.ints", 2**100, 2**53, 2**53 - 1, -(2**53), -(2**53 - 1), 0, -1, 2**63, -(2**63) - 1)',
     'sys.audit("h.bigints", 2**1024 - 1, 2**1024, -(2**1024))',
+    'sys.audit("h.tens", *[[s * (10**k + d) for d in (-1, 0, 1) for s in (1, -1)] for k in range(20)])',
     'sys.audit("h.allbytes", bytes(range(256)))',
     `sys.audit("h.spans", *["".join("x" * k + c for k in range(${SPAN_REACH})) + "z" * 9 for c in ${JSON.stringify(SPAN_SPECIALS)}])`,
     `sys.audit("h.shortspans", *[["x" * k + c for k in range(16)] for c in ${JSON.stringify(SPAN_SPECIALS)}])`,
@@ -302,6 +303,16 @@ for (const target of channelTargets()) {
         { $int: '9223372036854775808' },
         { $int: '-9223372036854775809' },
       ]);
+    });
+
+    test('integers on each side of every power of ten to 10**19: their digits, none lost or added', () => {
+      const exact = 2n ** 53n;
+      const expected = Array.from({ length: 20 }, (_, k) =>
+        [-1n, 0n, 1n].flatMap((d) => [1n, -1n].map((sign) => sign * (10n ** BigInt(k) + d))).map((v) =>
+          v < exact && v > -exact ? Number(v) : { $int: v.toString() },
+        ),
+      );
+      assert.deepEqual(args('h.tens'), expected);
     });
 
     test('integers past 1,024 bits: their size, not their digits (decimal conversion is quadratic)', () => {
